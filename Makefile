@@ -1,0 +1,50 @@
+# Every target sets itself up from a fresh clone: a virtualenv in .venv with the project installed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev run worker test lint typecheck unit e2e fuzz bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## make dev: the whole flow on this machine (private Redis, Stripe sandbox unless keys are set, API, worker, demo receiver)
+dev: $(STAMP)
+	$(BIN)/payments-service dev
+
+## make run: the API alone with production settings, configured from the environment (or .env)
+run: $(STAMP)
+	$(BIN)/payments-service serve
+
+worker: $(STAMP)
+	$(BIN)/payments-service worker
+
+## make test: lint, strict typing, the whole test suite, and the OpenAPI fuzz
+test: lint typecheck unit fuzz
+
+lint: $(STAMP)
+	$(BIN)/ruff check payments_service tests benchmarks
+	$(BIN)/ruff format --check payments_service tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+e2e: $(STAMP)
+	$(BIN)/pytest -q -m e2e
+
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run_schemathesis
+
+## make bench: throughput, latency and memory against a 300 ms Stripe stand-in
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts benchmarks/results

@@ -1,0 +1,47 @@
+"""payments-service: takes the money for bookings through Stripe Checkout."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .services import Services
+    from .settings import Settings
+
+MAX_API_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    """The composition root: settings, Redis, Stripe, services and blueprints, built once per process.
+
+    Imports happen here, not at module level, so that importing the package does no work and
+    the gunicorn master never loads prometheus_client before its multiprocess directory is set.
+    """
+    from flask import Flask
+
+    from . import api, errors, http, ops, webhooks
+    from .openapi import PaymentsApi
+    from .services import build
+    from .settings import Settings
+
+    settings = settings or Settings.from_env()
+    services = services or build(settings)
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_API_BODY_BYTES,
+        API_TITLE="payments-service",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+    app.extensions["payments"] = services
+    spec = PaymentsApi(app)
+    spec.register_blueprint(api.blp)
+    spec.register_blueprint(webhooks.blp)
+    spec.register_blueprint(ops.blp)
+    errors.register_error_handlers(app)
+    http.install(app)
+    return app

@@ -1,0 +1,189 @@
+"""Open (or reuse) a booking's Checkout Session, and cancel it."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import asdict
+from urllib.parse import quote, urlsplit
+
+from .errors import Conflict, InvalidRequest, NotFound
+from .events import build_event
+from .payments import LOCKED_IN, Change, Payment, PaymentStatus, SessionOutcome, cancel
+from .schemas import CheckoutInput
+from .settings import Settings
+from .store import PaymentStore, VersionConflict
+from .stripe_gateway import CheckoutRequest, StripeGateway
+from .sync import StripeSync
+
+# Stripe allows expires_at 30 minutes to 24 hours after it creates the session; keep a minute
+# inside both ends so the time our request spends on the network cannot push it out.
+STRIPE_MIN_EXPIRY = 30 * 60
+STRIPE_MAX_EXPIRY = 24 * 3600
+EXPIRY_MARGIN = 60
+# A lock holder may spend this long on Stripe (timeouts x retries); waiters give up sooner.
+LOCK_HOLD_SECONDS = 150.0
+LOCK_WAIT_SECONDS = 30.0
+SAVE_ATTEMPTS = 3
+
+
+class CheckoutService:
+    """One open Checkout Session per booking, however many requests arrive at once."""
+
+    def __init__(
+        self, store: PaymentStore, stripe: StripeGateway, sync: StripeSync, settings: Settings
+    ) -> None:
+        self._store = store
+        self._stripe = stripe
+        self._sync = sync
+        self._settings = settings
+
+    def open(self, req: CheckoutInput) -> tuple[Payment, bool]:
+        """The booking's open payment (False) or a new one with a fresh session (True)."""
+        success_url, cancel_url = self._redirect_urls(req)
+        reusable = self._reusable(self._store.get(req.booking_id), req)
+        if reusable is not None:
+            return reusable, False
+        with self._store.booking_lock(req.booking_id, LOCK_HOLD_SECONDS, LOCK_WAIT_SECONDS):
+            for _ in range(SAVE_ATTEMPTS):
+                existing = self._store.get(req.booking_id)
+                reusable = self._reusable(existing, req)
+                if reusable is not None:
+                    return reusable, False
+                if (
+                    existing is not None
+                    and existing.status is PaymentStatus.PENDING
+                    and self._retire(existing)
+                ):
+                    continue  # the old session completed meanwhile: decide again on the synced state
+                payment = self._new_session(req, existing, success_url, cancel_url)
+                try:
+                    self._store.save(payment, existing.version if existing else None)
+                    return payment, True
+                except VersionConflict:
+                    # A webhook changed the payment while we talked to Stripe; nobody has this URL yet.
+                    self._stripe.expire_session_quietly(payment.session_id)
+        raise VersionConflict(req.booking_id)
+
+    def cancel(self, booking_id: str) -> Payment:
+        """Expire the open session at Stripe; 409 if Stripe says it already completed."""
+        payment = self._cancellable(booking_id)
+        if payment.status is not PaymentStatus.PENDING:
+            return payment
+        with self._store.booking_lock(booking_id, LOCK_HOLD_SECONDS, LOCK_WAIT_SECONDS):
+            payment = self._cancellable(booking_id)
+            if payment.status is not PaymentStatus.PENDING:
+                return payment
+            session_id = payment.session_id
+            fact = self._stripe.expire_session(session_id)
+            if fact.outcome is not SessionOutcome.EXPIRED:
+                synced = self._sync.apply_session_fact(booking_id, fact).payment or payment
+                raise Conflict(f"the checkout already completed; the payment is {synced.status.value}")
+
+            def decide(p: Payment) -> Change | None:
+                if p.status is PaymentStatus.PENDING and p.session_id == session_id:
+                    return cancel(p, int(time.time()))
+                return None
+
+            return self._store.apply(booking_id, decide, build_event).payment or payment
+
+    def _cancellable(self, booking_id: str) -> Payment:
+        payment = self._store.get(booking_id)
+        if payment is None:
+            raise NotFound(f"no payment for booking {booking_id}")
+        if payment.status in LOCKED_IN:
+            raise Conflict(f"the booking is {payment.status.value}; refund it instead")
+        return payment
+
+    def _reusable(self, existing: Payment | None, req: CheckoutInput) -> Payment | None:
+        if existing is None:
+            return None
+        if existing.status in LOCKED_IN:
+            raise Conflict(f"the booking is already {existing.status.value}")
+        if existing.reopens_for(req.amount, req.currency, int(time.time())):
+            return None
+        return existing
+
+    def _retire(self, existing: Payment) -> bool:
+        """Expire the booking's open session before opening another; True if it had completed instead."""
+        fact = self._stripe.expire_session(existing.session_id)
+        if fact.outcome in (SessionOutcome.EXPIRED, SessionOutcome.OPEN):
+            return False
+        self._sync.apply_session_fact(existing.booking_id, fact)
+        return True
+
+    def _new_session(
+        self, req: CheckoutInput, existing: Payment | None, success_url: str, cancel_url: str
+    ) -> Payment:
+        attempt = existing.attempt + 1 if existing else 1
+        now = int(time.time())
+        checkout = CheckoutRequest(
+            booking_id=req.booking_id,
+            amount=req.amount,
+            currency=req.currency,
+            description=req.description,
+            expires_at=now + self._expiry_seconds(),
+            success_url=success_url,
+            cancel_url=cancel_url,
+            customer_email=req.customer_email,
+            metadata=req.metadata,
+        )
+        session = self._stripe.create_checkout_session(checkout, idempotency_key(checkout, attempt))
+        now = int(time.time())
+        fresh = Payment(
+            booking_id=req.booking_id,
+            status=PaymentStatus.PENDING,
+            amount=req.amount,
+            currency=req.currency,
+            description=req.description,
+            session_id=session.id,
+            checkout_url=session.url,
+            expires_at=session.expires_at,
+            created_at=now,
+            updated_at=now,
+            attempt=attempt,
+            sessions=(session.id,),
+        )
+        if existing is None:
+            return fresh
+        # Reopening keeps the booking's history: creation time, every session, refunded duplicates.
+        return dataclasses.replace(
+            fresh,
+            created_at=existing.created_at,
+            version=existing.version + 1,
+            sessions=(*existing.sessions, session.id),
+            duplicates=existing.duplicates,
+        )
+
+    def _expiry_seconds(self) -> int:
+        wanted = self._settings.checkout_expires_minutes * 60
+        return min(max(wanted, STRIPE_MIN_EXPIRY + EXPIRY_MARGIN), STRIPE_MAX_EXPIRY - EXPIRY_MARGIN)
+
+    def _redirect_urls(self, req: CheckoutInput) -> tuple[str, str]:
+        errors: dict[str, list[str]] = {}
+        urls = []
+        for name, given, default in (
+            ("success_url", req.success_url, self._settings.checkout_success_url),
+            ("cancel_url", req.cancel_url, self._settings.checkout_cancel_url),
+        ):
+            url = given or default
+            if url is None:
+                errors[name] = ["required: no default is configured (CHECKOUT_" + name.upper() + ")"]
+                continue
+            host = (urlsplit(url).hostname or "").lower()
+            allowed = self._settings.checkout_redirect_hosts
+            if allowed is not None and host not in allowed:
+                errors[name] = [f"host {host!r} is not in CHECKOUT_REDIRECT_HOSTS"]
+                continue
+            urls.append(url.replace("{booking_id}", quote(req.booking_id, safe="")))
+        if errors:
+            raise InvalidRequest(errors)
+        return urls[0], urls[1]
+
+
+def idempotency_key(checkout: CheckoutRequest, attempt: int) -> str:
+    """Per booking and attempt; the digest keeps Stripe from replaying a different request's answer."""
+    digest = hashlib.sha256(json.dumps(asdict(checkout), sort_keys=True).encode()).hexdigest()[:16]
+    return f"checkout:{checkout.booking_id}:{attempt}:{digest}"

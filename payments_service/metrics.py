@@ -1,0 +1,125 @@
+"""Prometheus metrics: per-process counters (merged across gunicorn workers) and Redis-backed state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from redis.exceptions import RedisError
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+HTTP_REQUESTS = Counter(
+    "payments_http_requests_total",
+    "HTTP requests answered, by route and status",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "payments_http_request_duration_seconds", "HTTP request duration", ["method", "route"], buckets=_BUCKETS
+)
+STRIPE_CALLS = Counter("payments_stripe_requests_total", "Calls to Stripe's API", ["operation", "outcome"])
+STRIPE_LATENCY = Histogram(
+    "payments_stripe_request_duration_seconds",
+    "Stripe API call duration, retries included",
+    ["operation"],
+    buckets=_BUCKETS,
+)
+WEBHOOK_EVENTS = Counter(
+    "payments_webhook_events_total",
+    "Verified Stripe webhooks, by type and what they did",
+    ["type", "outcome"],
+)
+WEBHOOK_REJECTIONS = Counter(
+    "payments_webhook_rejections_total", "Stripe webhooks refused before processing, by reason", ["reason"]
+)
+EVENTS_PUBLISHED = Counter(
+    "payments_events_published_total", "Payment events written to the outbox, by type", ["type"]
+)
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_LATENCY.labels(method, route).observe(seconds)
+
+
+def observe_stripe_call(operation: str, outcome: str, seconds: float) -> None:
+    STRIPE_CALLS.labels(operation, outcome).inc()
+    STRIPE_LATENCY.labels(operation).observe(seconds)
+
+
+def webhook_event(event_type: str, outcome: str) -> None:
+    WEBHOOK_EVENTS.labels(event_type, outcome).inc()
+
+
+def webhook_rejected(reason: str) -> None:
+    WEBHOOK_REJECTIONS.labels(reason).inc()
+
+
+def payment_event_published(event_type: str) -> None:
+    EVENTS_PUBLISHED.labels(event_type).inc()
+
+
+class StateCollector:
+    """Gauges and worker-side counters read from Redis at scrape time, so every process agrees."""
+
+    def __init__(self, read_state: Callable[[], dict[str, Any]]) -> None:
+        self._read_state = read_state
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            state = self._read_state()
+        except RedisError:
+            yield GaugeMetricFamily("payments_redis_up", "Whether Redis answered this scrape", value=0)
+            return
+        yield GaugeMetricFamily("payments_redis_up", "Whether Redis answered this scrape", value=1)
+        gauges = (
+            ("payments_events_pending", "Outgoing events not yet delivered", state["events"]["pending"]),
+            ("payments_events_dead", "Outgoing events past their retry schedule", state["events"]["dead"]),
+            ("payments_events_queue_depth", "Outgoing events ready for a worker now", state["queue_depth"]),
+            (
+                "payments_events_oldest_pending_age_seconds",
+                "Age of the oldest undelivered event",
+                state["oldest_pending_age"],
+            ),
+        )
+        for name, doc, value in gauges:
+            yield GaugeMetricFamily(name, doc, value=value)
+        open_payments = GaugeMetricFamily(
+            "payments_open", "Payments awaiting Stripe, by status", labels=["status"]
+        )
+        for status, count in state["open"].items():
+            open_payments.add_metric([status], count)
+        yield open_payments
+        deliveries = CounterMetricFamily(
+            "payments_event_deliveries",
+            "Delivery attempts to the booking service, by outcome",
+            labels=["outcome"],
+        )
+        for outcome, count in state["deliveries"].items():
+            deliveries.add_metric([outcome], count)
+        yield deliveries
+        yield CounterMetricFamily(
+            "payments_reconcile_changes",
+            "Payments changed by reconciliation",
+            value=state["reconcile_changes"],
+        )
+
+
+class _ThisProcess:
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
+def render(state: StateCollector, multiprocess_dir: str | None) -> bytes:
+    """The exposition text; with gunicorn, counters are summed over every worker's files."""
+    registry = CollectorRegistry(auto_describe=False)
+    if multiprocess_dir:
+        MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_ThisProcess())
+    registry.register(state)
+    return generate_latest(registry)

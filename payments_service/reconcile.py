@@ -1,0 +1,187 @@
+"""Reconciliation: ask Stripe what really happened, through the same path as a webhook."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from redis.exceptions import RedisError
+
+from .payments import Payment, PaymentStatus, SessionFact
+from .services import Services
+from .store import ApplyOutcome, ApplyResult, BookingBusy
+from .stripe_gateway import StripeFailure
+from .stripe_objects import StripeEvent
+from .sync import RefundNotYetApplicable
+
+log = logging.getLogger(__name__)
+
+# Events can appear in Stripe's list a little after their `created` time; look back this far.
+EVENT_OVERLAP_SECONDS = 300
+FIRST_PASS_LOOKBACK_SECONDS = 86400
+MAX_EVENT_PAGES = 200
+BATCH_SIZE = 100
+# Listing sessions pays off once a batch has this many payments; below it, retrieve each.
+LIST_FROM_BATCH_SIZE = 10
+MAX_LIST_PAGES_PER_BATCH = 5
+# A session is created before Stripe answers us, so up to one (retried) call before updated_at.
+SESSION_CREATED_BEFORE_SAVE_SECONDS = 300
+PASS_LOCK_SECONDS = 600.0
+
+
+@dataclass
+class ReconcileReport:
+    """What a pass did, for the CLI and the logs."""
+
+    changes: list[str] = field(default_factory=list)
+    checked: int = 0
+    events_read: int = 0
+    stripe_calls: int = 0
+    seconds: float = 0.0
+
+
+class Pacer:
+    """At most `rate` Stripe calls per second over a whole pass."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = time.monotonic()
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            time.sleep(self._next - now)
+        self._next = max(now, self._next) + self._interval
+
+
+class Reconciler:
+    """Applies Stripe's events since a checkpoint, then checks stale pending and processing payments."""
+
+    def __init__(self, services: Services, progress: Callable[[str], None] | None = None) -> None:
+        self._services = services
+        self._progress = progress or (lambda line: log.info(line))
+
+    def run_once(self, wait_for_lock: float = 0.0) -> ReconcileReport | None:
+        """One pass; None if another pass holds the lock for longer than `wait_for_lock` seconds."""
+        started = time.monotonic()
+        try:
+            with self._services.store.reconcile_lock(PASS_LOCK_SECONDS, wait_for_lock) as renew:
+                report = ReconcileReport()
+                pace = Pacer(self._services.settings.reconcile_max_rps)
+                self._sweep_events(report, pace)
+                self._sweep_pending(report, pace, renew)
+                self._sweep_processing(report, pace)
+        except BookingBusy:
+            return None
+        report.seconds = time.monotonic() - started
+        if report.changes:
+            self._services.store.count_stat("reconcile:changes", len(report.changes))
+        return report
+
+    def run_periodically(self, interval: float, stop: threading.Event) -> None:
+        """The worker's loop: a pass, then `interval` seconds, until stopped."""
+        while not stop.is_set():
+            try:
+                report = self.run_once()
+                if report is not None and report.changes:
+                    log.info("reconciliation changed payments", extra={"changes": len(report.changes)})
+            except (RedisError, StripeFailure):
+                log.exception("reconciliation pass failed; trying again next interval")
+            if stop.wait(interval):
+                return
+
+    def _sweep_events(self, report: ReconcileReport, pace: Pacer) -> None:
+        """Every handled event since the checkpoint, oldest first, even for payments we think settled."""
+        checkpoint = self._services.store.events_checkpoint()
+        since = (
+            checkpoint - EVENT_OVERLAP_SECONDS
+            if checkpoint
+            else int(time.time()) - FIRST_PASS_LOOKBACK_SECONDS
+        )
+        events: list[StripeEvent] = []
+        cursor: str | None = None
+        for _ in range(MAX_EVENT_PAGES):
+            pace()
+            page, cursor = self._services.stripe.list_events(since, cursor)
+            report.stripe_calls += 1
+            events.extend(page)
+            if cursor is None:
+                break
+        else:
+            log.warning("more Stripe events than one pass reads; the rest wait for the next pass")
+        for event in sorted(events, key=lambda e: e.created):
+            report.events_read += 1
+            try:
+                outcome = self._services.sync.handle_event(event)
+            except RefundNotYetApplicable:
+                continue
+            if outcome is ApplyOutcome.APPLIED:
+                report.changes.append(f"{event.type} {event.id} applied")
+        if events and cursor is None:
+            self._services.store.set_events_checkpoint(max(e.created for e in events))
+        self._progress(f"events: {len(events)} read since {since}, {len(report.changes)} changed")
+
+    def _sweep_pending(self, report: ReconcileReport, pace: Pacer, renew: Callable[[], None]) -> None:
+        cutoff = time.time() - self._services.settings.reconcile_after
+        ids = self._services.store.open_booking_ids(PaymentStatus.PENDING, cutoff)
+        for start in range(0, len(ids), BATCH_SIZE):
+            payments = [
+                p
+                for p in self._services.store.get_many(ids[start : start + BATCH_SIZE])
+                if p is not None and p.status is PaymentStatus.PENDING
+            ]
+            listed = (
+                self._list_sessions(payments, report, pace) if len(payments) >= LIST_FROM_BATCH_SIZE else {}
+            )
+            for payment in payments:
+                self._check(payment, listed.get(payment.session_id), report, pace)
+            renew()
+            self._progress(
+                f"pending: {min(start + BATCH_SIZE, len(ids))}/{len(ids)} checked, "
+                f"{len(report.changes)} changed, {report.stripe_calls} Stripe calls"
+            )
+
+    def _sweep_processing(self, report: ReconcileReport, pace: Pacer) -> None:
+        ids = self._services.store.open_booking_ids(PaymentStatus.PROCESSING, time.time())
+        for payment in self._services.store.get_many(ids):
+            if payment is not None and payment.status is PaymentStatus.PROCESSING:
+                self._check(payment, None, report, pace)
+        if ids:
+            self._progress(f"processing: {len(ids)} checked, {len(report.changes)} changed")
+
+    def _list_sessions(
+        self, payments: list[Payment], report: ReconcileReport, pace: Pacer
+    ) -> dict[str, SessionFact]:
+        """Batching: one list call returns 100 sessions from the batch's time window."""
+        wanted = {p.session_id for p in payments}
+        earliest = min(p.updated_at for p in payments) - SESSION_CREATED_BEFORE_SAVE_SECONDS
+        latest = max(p.updated_at for p in payments)
+        found: dict[str, SessionFact] = {}
+        cursor: str | None = None
+        for _ in range(MAX_LIST_PAGES_PER_BATCH):
+            pace()
+            facts, cursor = self._services.stripe.list_sessions(earliest, latest, cursor)
+            report.stripe_calls += 1
+            found.update((f.session_id, f) for f in facts if f.session_id in wanted)
+            if cursor is None or len(found) == len(wanted):
+                break
+        return found
+
+    def _check(
+        self, payment: Payment, fact: SessionFact | None, report: ReconcileReport, pace: Pacer
+    ) -> None:
+        if fact is None:
+            pace()
+            fact = self._services.stripe.retrieve_session(payment.session_id)
+            report.stripe_calls += 1
+        report.checked += 1
+        result = self._services.sync.apply_session_fact(payment.booking_id, fact)
+        _note(report, result, payment)
+
+
+def _note(report: ReconcileReport, result: ApplyResult, before: Payment) -> None:
+    if result.outcome is ApplyOutcome.APPLIED and result.payment is not None:
+        report.changes.append(f"{before.booking_id}: {before.status.value} -> {result.payment.status.value}")

@@ -1,0 +1,41 @@
+"""Every Redis key the service uses. One hash tag for all of them, RQ's included.
+
+The webhook's atomic step writes the payment, the Stripe event mark, the status index and the
+delivery job in one MULTI/EXEC. On Redis Cluster a transaction must stay in one hash slot, so
+every key carries the same tag; booking ids cannot contain braces, so they never add a tag of
+their own.
+"""
+
+from __future__ import annotations
+
+KEY_TAG = "{payments}"
+RQ_KEY_PREFIX = f"{KEY_TAG}:rq"
+
+
+def payment(booking_id: str) -> str:
+    return f"{KEY_TAG}:payment:{booking_id}"
+
+
+def booking_lock(booking_id: str) -> str:
+    return f"{KEY_TAG}:lock:{booking_id}"
+
+
+def stripe_event(event_id: str) -> str:
+    return f"{KEY_TAG}:stripe-event:{event_id}"
+
+
+def intent(payment_intent: str) -> str:
+    return f"{KEY_TAG}:intent:{payment_intent}"
+
+
+def refund_request(booking_id: str, idempotency_key: str) -> str:
+    return f"{KEY_TAG}:refund-request:{booking_id}:{idempotency_key}"
+
+
+def status_index(status: str) -> str:
+    return f"{KEY_TAG}:status:{status}"
+
+
+RECONCILE_LOCK = f"{KEY_TAG}:reconcile:lock"
+RECONCILE_EVENTS_CHECKPOINT = f"{KEY_TAG}:reconcile:events-checkpoint"
+STATS = f"{KEY_TAG}:stats"

@@ -1,0 +1,76 @@
+"""Builds the service objects from Settings; shared by the app, the worker and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from redis import Redis
+
+from .checkout import CheckoutService
+from .metrics import StateCollector
+from .outbox import Outbox
+from .payments import OPEN
+from .refunds import RefundService
+from .settings import Settings
+from .store import PaymentStore
+from .stripe_gateway import StripeGateway
+from .sync import StripeSync
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a request, a job or a command needs, built once per process."""
+
+    settings: Settings
+    redis: Redis
+    store: PaymentStore
+    outbox: Outbox
+    stripe: StripeGateway
+    sync: StripeSync
+    checkout: CheckoutService
+    refunds: RefundService
+
+    def state(self) -> dict[str, Any]:
+        """What /health and /metrics report from Redis."""
+        stats = self.store.stats()
+        return {
+            "events": self.outbox.counts(),
+            "queue_depth": self.outbox.queue.count,
+            "oldest_pending_age": self.outbox.oldest_pending_age(datetime.now(UTC)),
+            "open": {status.value: self.store.count_in_status(status) for status in sorted(OPEN)},
+            "deliveries": {
+                k.removeprefix("deliveries:"): v for k, v in stats.items() if k.startswith("deliveries:")
+            },
+            "reconcile_changes": stats.get("reconcile:changes", 0),
+        }
+
+    def state_collector(self) -> StateCollector:
+        return StateCollector(self.state)
+
+
+def redis_client(settings: Settings) -> Redis:
+    """Short timeouts: a Redis outage must become a 503 quickly, not a hung request."""
+    return Redis.from_url(
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+    )
+
+
+def build(settings: Settings, redis: Redis | None = None) -> Services:
+    """Wire the object graph; no network calls happen here."""
+    redis = redis or redis_client(settings)
+    outbox = Outbox(redis, settings.event_retry_schedule, settings.event_delivery_timeout)
+    store = PaymentStore(redis, outbox)
+    stripe = StripeGateway.from_settings(settings)
+    sync = StripeSync(store, stripe)
+    return Services(
+        settings=settings,
+        redis=redis,
+        store=store,
+        outbox=outbox,
+        stripe=stripe,
+        sync=sync,
+        checkout=CheckoutService(store, stripe, sync, settings),
+        refunds=RefundService(store, stripe, sync),
+    )

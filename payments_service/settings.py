@@ -1,0 +1,243 @@
+"""Typed, frozen settings read once from the environment; the only reader of os.environ."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar, cast
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MIN_TOKEN_LENGTH = 16
+
+
+class ConfigError(Exception):
+    """Raised with every invalid or missing variable named, so one run shows them all."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is configured with; tests build it directly."""
+
+    stripe_secret_key: str
+    stripe_webhook_secrets: tuple[str, ...]
+    internal_api_tokens: tuple[str, ...]
+    booking_events_url: str
+    event_signing_secret: str
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_publishable_key: str | None = None
+    stripe_max_network_retries: int = 2
+    stripe_timeout: float = 20.0
+    redis_url: str = "redis://localhost:6379/0"
+    event_retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
+    event_delivery_timeout: float = 10.0
+    checkout_expires_minutes: int = 30
+    checkout_success_url: str | None = None
+    checkout_cancel_url: str | None = None
+    checkout_redirect_hosts: tuple[str, ...] | None = None
+    reconcile_interval: int = 300
+    reconcile_after: int = 300
+    reconcile_max_rps: float = 20.0
+    port: int = 8000
+    web_concurrency: int = 0
+    log_level: str = "INFO"
+    prometheus_multiproc_dir: str | None = None
+
+    @property
+    def workers(self) -> int:
+        """Gunicorn worker processes: WEB_CONCURRENCY, or one per CPU."""
+        return self.web_concurrency or (os.cpu_count() or 1)
+
+    @property
+    def stripe_live_mode(self) -> bool:
+        """True for live keys; the development sandbox refuses to run beside them."""
+        return "_live_" in self.stripe_secret_key
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every variable; raise ConfigError naming all problems at once."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        settings = cls(
+            stripe_secret_key=reader.required("STRIPE_SECRET_KEY", _stripe_secret_key),
+            stripe_webhook_secrets=reader.required("STRIPE_WEBHOOK_SECRET", _webhook_secrets),
+            internal_api_tokens=reader.required("INTERNAL_API_TOKENS", _api_tokens),
+            booking_events_url=reader.required("BOOKING_EVENTS_URL", _http_url),
+            event_signing_secret=reader.required("EVENT_SIGNING_SECRET", _signing_secret),
+            stripe_api_base=reader.optional("STRIPE_API_BASE", _http_url, cls.stripe_api_base).rstrip("/"),
+            stripe_publishable_key=reader.optional("STRIPE_PUBLISHABLE_KEY", _publishable_key, None),
+            stripe_max_network_retries=reader.optional(
+                "STRIPE_MAX_NETWORK_RETRIES", _int_between(0, 10), cls.stripe_max_network_retries
+            ),
+            stripe_timeout=reader.optional("STRIPE_TIMEOUT", _positive_float(120), cls.stripe_timeout),
+            redis_url=reader.optional("REDIS_URL", _redis_url, cls.redis_url),
+            event_retry_schedule=reader.optional(
+                "EVENT_RETRY_SCHEDULE", _retry_schedule, DEFAULT_RETRY_SCHEDULE
+            ),
+            event_delivery_timeout=reader.optional(
+                "EVENT_DELIVERY_TIMEOUT", _positive_float(300), cls.event_delivery_timeout
+            ),
+            checkout_expires_minutes=reader.optional(
+                "CHECKOUT_EXPIRES_MINUTES", _int_between(30, 1440), cls.checkout_expires_minutes
+            ),
+            checkout_success_url=reader.optional("CHECKOUT_SUCCESS_URL", _http_url, None),
+            checkout_cancel_url=reader.optional("CHECKOUT_CANCEL_URL", _http_url, None),
+            checkout_redirect_hosts=reader.optional("CHECKOUT_REDIRECT_HOSTS", _host_list, None),
+            reconcile_interval=reader.optional("RECONCILE_INTERVAL", _int_between(0, 86400), 300),
+            reconcile_after=reader.optional("RECONCILE_AFTER", _int_between(0, 86400 * 30), 300),
+            reconcile_max_rps=reader.optional(
+                "RECONCILE_MAX_RPS", _positive_float(1000, "requests per second"), 20.0
+            ),
+            port=reader.optional("PORT", _int_between(1, 65535), cls.port),
+            web_concurrency=reader.optional("WEB_CONCURRENCY", _int_between(1, 64), 0),
+            log_level=reader.optional("LOG_LEVEL", _log_level, cls.log_level),
+            prometheus_multiproc_dir=reader.optional("PROMETHEUS_MULTIPROC_DIR", str, None),
+        )
+        if reader.problems:
+            raise ConfigError(reader.problems)
+        return settings
+
+
+class _Reader:
+    """Collects problems instead of stopping at the first one."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.problems: list[str] = []
+
+    def required(self, name: str, parse: Callable[[str], T]) -> T:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            self.problems.append(f"{name} is required")
+            return cast(T, None)  # never reaches a caller: from_env raises when problems exist
+        return self._parse(name, raw, parse, cast(T, None))
+
+    def optional(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        return self._parse(name, raw, parse, default)
+
+    def _parse(self, name: str, raw: str, parse: Callable[[str], T], default: T) -> T:
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            self.problems.append(f"{name} {exc}")
+            return default
+
+
+def _split(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _stripe_secret_key(raw: str) -> str:
+    if not raw.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+        raise ValueError("must be a Stripe secret key (sk_test_..., sk_live_..., or a restricted rk_ key)")
+    return raw
+
+
+def _publishable_key(raw: str) -> str:
+    if not raw.startswith(("pk_test_", "pk_live_")):
+        raise ValueError("must be a Stripe publishable key (pk_test_... or pk_live_...)")
+    return raw
+
+
+def _webhook_secrets(raw: str) -> tuple[str, ...]:
+    secrets = _split(raw)
+    if not secrets or any(not s.startswith("whsec_") or len(s) <= len("whsec_") for s in secrets):
+        raise ValueError("must be one or more comma-separated whsec_... secrets")
+    return tuple(secrets)
+
+
+def _api_tokens(raw: str) -> tuple[str, ...]:
+    tokens = _split(raw)
+    if not tokens:
+        raise ValueError("must list at least one token")
+    if any(len(t) < MIN_TOKEN_LENGTH for t in tokens):
+        raise ValueError(f"tokens must be at least {MIN_TOKEN_LENGTH} characters each")
+    return tuple(tokens)
+
+
+def _signing_secret(raw: str) -> str:
+    if not raw.startswith("whsec_"):
+        raise ValueError("must be whsec_ followed by a base64 key (Standard Webhooks format)")
+    try:
+        key = base64.b64decode(raw[len("whsec_") :], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be whsec_ followed by valid base64") from None
+    if len(key) < 24:
+        raise ValueError("key must decode to at least 24 bytes")
+    return raw
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an absolute http(s) URL, got {raw!r}")
+    return raw
+
+
+def _redis_url(raw: str) -> str:
+    if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return raw
+
+
+def _host_list(raw: str) -> tuple[str, ...]:
+    hosts = tuple(h.lower() for h in _split(raw))
+    if not hosts:
+        raise ValueError("must list at least one host")
+    return hosts
+
+
+def _retry_schedule(raw: str) -> tuple[int, ...]:
+    try:
+        delays = tuple(int(part) for part in _split(raw))
+    except ValueError:
+        raise ValueError("must be comma-separated whole seconds, such as 5,300,1800") from None
+    if not delays or any(d < 1 for d in delays):
+        raise ValueError("must list at least one delay, each at least 1 second")
+    return delays
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(high: float, unit: str = "seconds") -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"must be a number of {unit}, got {raw!r}") from None
+        if not 0 < value <= high:
+            raise ValueError(f"must be above 0 and at most {high:g}, got {raw}")
+        return value
+
+    return parse
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return level

@@ -1,0 +1,213 @@
+"""Payments, Stripe event marks, status indexes and the outbox in Redis, changed atomically."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from redis import Redis
+from redis.client import Pipeline
+from redis.exceptions import LockError, WatchError
+
+from . import redis_keys as keys
+from .outbox import Outbox, OutgoingEvent
+from .payments import OPEN, Change, Decision, DuplicatePayment, Payment, PaymentStatus
+
+# Stripe retries a webhook for up to three days; its Events API keeps 30. Remember ids longer.
+STRIPE_EVENT_MARK_SECONDS = 35 * 86400
+MAX_TRANSACTION_ATTEMPTS = 50
+
+
+class ApplyOutcome(StrEnum):
+    APPLIED = "processed"
+    UNCHANGED = "unchanged"
+    DUPLICATE_EVENT = "duplicate"
+    UNKNOWN_BOOKING = "unknown_booking"
+    DUPLICATE_PAYMENT = "duplicate_payment"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    outcome: ApplyOutcome
+    payment: Payment | None = None
+    change: Change | None = None
+    event: OutgoingEvent | None = None
+    duplicate: DuplicatePayment | None = None
+
+
+class VersionConflict(Exception):
+    """The payment changed between read and write; read it again."""
+
+
+class BookingBusy(Exception):
+    """Another holder keeps this lock (a booking's, or reconciliation's) longer than we wait."""
+
+
+class PaymentStore:
+    """The only place that reads and writes payment state."""
+
+    def __init__(self, redis: Redis, outbox: Outbox) -> None:
+        self._redis = redis
+        self.outbox = outbox
+
+    def ping(self) -> bool:
+        return bool(self._redis.ping())
+
+    def get(self, booking_id: str) -> Payment | None:
+        raw = self._redis.get(keys.payment(booking_id))
+        return decode(raw) if raw is not None else None
+
+    def get_many(self, booking_ids: list[str]) -> list[Payment | None]:
+        if not booking_ids:
+            return []
+        raws = self._redis.mget([keys.payment(b) for b in booking_ids])
+        return [decode(raw) if raw is not None else None for raw in raws]
+
+    def booking_lock(
+        self, booking_id: str, hold: float, wait: float
+    ) -> AbstractContextManager[Callable[[], None]]:
+        """Serialise the requests that talk to Stripe for one booking (open, cancel)."""
+        return self._lock(keys.booking_lock(booking_id), hold, wait)
+
+    def reconcile_lock(self, hold: float, wait: float) -> AbstractContextManager[Callable[[], None]]:
+        """One reconciliation pass at a time, across every worker and `reconcile` command."""
+        return self._lock(keys.RECONCILE_LOCK, hold, wait)
+
+    @contextmanager
+    def _lock(self, key: str, hold: float, wait: float) -> Iterator[Callable[[], None]]:
+        """Yields a function that renews the lock for another `hold` seconds."""
+        lock = self._redis.lock(key, timeout=hold, blocking_timeout=wait, sleep=0.02)
+        if not lock.acquire():
+            raise BookingBusy(key)
+        try:
+            yield lambda: lock.reacquire()
+        finally:
+            try:
+                lock.release()
+            except LockError:
+                pass  # held past `hold` seconds and expired; the next holder already moved on
+
+    def save(self, payment: Payment, expected_version: int | None) -> None:
+        """Write a payment if it is still at the version we read (None: must not exist)."""
+        key = keys.payment(payment.booking_id)
+        with self._redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                raw = pipe.get(key)
+                previous = decode(raw) if raw is not None else None
+                if (previous.version if previous else None) != expected_version:
+                    raise VersionConflict(payment.booking_id)
+                pipe.multi()
+                self._write(pipe, payment, previous)
+                pipe.execute()
+            except WatchError:
+                raise VersionConflict(payment.booking_id) from None
+
+    def apply(
+        self,
+        booking_id: str,
+        decide: Callable[[Payment], Decision],
+        build_event: Callable[[Change], OutgoingEvent],
+        stripe_event_id: str | None = None,
+    ) -> ApplyResult:
+        """Read, decide, and write state + event mark + outgoing event in one MULTI/EXEC."""
+        watched = [keys.payment(booking_id)]
+        if stripe_event_id:
+            watched.append(keys.stripe_event(stripe_event_id))
+        for _ in range(MAX_TRANSACTION_ATTEMPTS):
+            with self._redis.pipeline() as pipe:
+                try:
+                    pipe.watch(*watched)  # type: ignore[no-untyped-call]
+                    values = pipe.mget(watched)
+                    if stripe_event_id and values[1] is not None:
+                        return ApplyResult(ApplyOutcome.DUPLICATE_EVENT)
+                    if values[0] is None:
+                        return ApplyResult(ApplyOutcome.UNKNOWN_BOOKING)
+                    payment = decode(values[0])
+                    decision = decide(payment)
+                    if isinstance(decision, DuplicatePayment):
+                        return ApplyResult(ApplyOutcome.DUPLICATE_PAYMENT, payment, duplicate=decision)
+                    if decision is None and not stripe_event_id:
+                        return ApplyResult(ApplyOutcome.UNCHANGED, payment)
+                    pipe.multi()
+                    if stripe_event_id:
+                        pipe.set(watched[1], "1", ex=STRIPE_EVENT_MARK_SECONDS)
+                    if decision is None:
+                        pipe.execute()
+                        return ApplyResult(ApplyOutcome.UNCHANGED, payment)
+                    event = build_event(decision)
+                    self._write(pipe, decision.payment, payment)
+                    self.outbox.enqueue(pipe, event)
+                    pipe.execute()
+                    return ApplyResult(ApplyOutcome.APPLIED, decision.payment, decision, event)
+                except WatchError:
+                    continue
+        raise VersionConflict(booking_id)
+
+    def booking_for_intent(self, payment_intent: str) -> str | None:
+        raw = self._redis.get(keys.intent(payment_intent))
+        return _text(raw) if raw is not None else None
+
+    def refund_request(self, booking_id: str, idempotency_key: str) -> str | None:
+        """The refund id an earlier request with this Idempotency-Key produced, if any."""
+        raw = self._redis.get(keys.refund_request(booking_id, idempotency_key))
+        return _text(raw) if raw is not None else None
+
+    def remember_refund_request(self, booking_id: str, idempotency_key: str, refund_id: str) -> None:
+        self._redis.set(
+            keys.refund_request(booking_id, idempotency_key), refund_id, ex=STRIPE_EVENT_MARK_SECONDS
+        )
+
+    def open_booking_ids(self, status: PaymentStatus, updated_before: float) -> list[str]:
+        """Bookings in a pending/processing status whose last change is older than a time, oldest first."""
+        ids = self._redis.zrangebyscore(keys.status_index(status), "-inf", updated_before)
+        return [_text(i) for i in ids]
+
+    def events_checkpoint(self) -> int | None:
+        """Creation time of the newest Stripe event reconciliation has applied."""
+        raw = self._redis.get(keys.RECONCILE_EVENTS_CHECKPOINT)
+        return int(raw) if raw is not None else None
+
+    def set_events_checkpoint(self, created: int) -> None:
+        self._redis.set(keys.RECONCILE_EVENTS_CHECKPOINT, created)
+
+    def count_in_status(self, status: PaymentStatus) -> int:
+        return int(self._redis.zcard(keys.status_index(status)))
+
+    def count_stat(self, name: str, amount: int = 1) -> None:
+        """Counters the worker keeps in Redis so /metrics can report them from any API process."""
+        self._redis.hincrby(keys.STATS, name, amount)
+
+    def stats(self) -> dict[str, int]:
+        return {_text(k): int(v) for k, v in self._redis.hgetall(keys.STATS).items()}
+
+    def _write(self, pipe: Pipeline, payment: Payment, previous: Payment | None) -> None:
+        pipe.set(keys.payment(payment.booking_id), encode(payment))
+        if previous is not None and previous.status in OPEN and previous.status is not payment.status:
+            pipe.zrem(keys.status_index(previous.status), payment.booking_id)
+        if payment.status in OPEN:
+            pipe.zadd(keys.status_index(payment.status), {payment.booking_id: payment.updated_at})
+        if payment.payment_intent and (previous is None or previous.payment_intent != payment.payment_intent):
+            pipe.set(keys.intent(payment.payment_intent), payment.booking_id)
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def encode(payment: Payment) -> str:
+    data: dict[str, Any] = dataclasses.asdict(payment)
+    data["duplicates"] = dict(payment.duplicates)
+    return json.dumps(data, separators=(",", ":"))
+
+
+def decode(raw: bytes | str) -> Payment:
+    data = json.loads(raw)
+    data["status"] = PaymentStatus(data["status"])
+    data["sessions"] = tuple(data.get("sessions", ()))
+    return Payment(**data)

@@ -1,0 +1,62 @@
+"""`payments-service worker`: delivers events (RQ) and runs reconciliation every RECONCILE_INTERVAL."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from rq.worker import SimpleWorker
+
+from . import delivery
+from .reconcile import Reconciler
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+# RQ's defaults find a job abandoned by a killed worker only after 60 s + the job timeout, at
+# a maintenance pass that runs every 10 minutes, and an idle worker blocks in dequeue for
+# 405 s between passes. These keep recovery within a minute of a worker running again.
+WORKER_TTL_SECONDS = 30  # an idle worker wakes every 15 s (ttl - 15) to run maintenance
+MAINTENANCE_INTERVAL_SECONDS = 10
+ABANDONED_AFTER_JOB_TIMEOUT_SECONDS = 10
+
+
+class EventWorker(SimpleWorker):
+    """Runs delivery jobs in-process: a SIGKILL takes the job down with it, nothing delivers later."""
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        # The job dies of RQ's death penalty at job.timeout, so past this it is certainly abandoned.
+        return int(job.timeout or 0) + ABANDONED_AFTER_JOB_TIMEOUT_SECONDS
+
+
+def run(services: Services, burst: bool = False) -> None:
+    """Deliver events until SIGTERM (which lets the current delivery finish); reconcile meanwhile."""
+    settings = services.settings
+    delivery.install(delivery.EventSender.from_settings(settings), services.store)
+    stop = threading.Event()
+    reconciler_thread = None
+    if settings.reconcile_interval > 0 and not burst:
+        reconciler = Reconciler(services)
+        reconciler_thread = threading.Thread(
+            target=reconciler.run_periodically,
+            args=(settings.reconcile_interval, stop),
+            name="reconcile",
+            daemon=True,
+        )
+        reconciler_thread.start()
+    worker = EventWorker(
+        [services.outbox.queue],
+        connection=services.redis,
+        serializer=JSONSerializer,
+        worker_ttl=WORKER_TTL_SECONDS,
+        maintenance_interval=MAINTENANCE_INTERVAL_SECONDS,
+        log_job_description=False,
+    )
+    try:
+        worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
+    finally:
+        stop.set()
+        if reconciler_thread is not None:
+            reconciler_thread.join(timeout=5)

@@ -1,0 +1,102 @@
+"""Fixtures: a private Redis, Stripe faked on the wire, and a fresh app per test built from Settings."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests_mock
+
+from payments_service import create_app
+from payments_service.sandbox.stripe_state import StripeState
+from payments_service.services import Services, build
+from payments_service.settings import Settings
+from tests.support.redis_server import RedisServer
+from tests.support.stripe_wire import STRIPE_BASE, StripeWire
+
+API_TOKEN = "test-token-0123456789"
+OTHER_TOKEN = "other-token-9876543210"
+WEBHOOK_SECRET = "whsec_test_primary"
+OLD_WEBHOOK_SECRET = "whsec_test_rotated_out"
+EVENT_SECRET = "whsec_" + base64.b64encode(b"booking-events-signing-key-32by").decode()
+BOOKING_EVENTS_URL = "https://booking.test/payment-events"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    redis.Redis.from_url(redis_server.url).flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis only this test uses, so it can be stopped and started again."""
+    server = RedisServer(tmp_path / "own-redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+def make_settings(redis_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "stripe_secret_key": "sk_test_unit",
+        "stripe_webhook_secrets": (WEBHOOK_SECRET, OLD_WEBHOOK_SECRET),
+        "internal_api_tokens": (API_TOKEN, OTHER_TOKEN),
+        "booking_events_url": BOOKING_EVENTS_URL,
+        "event_signing_secret": EVENT_SECRET,
+        "stripe_api_base": STRIPE_BASE,
+        "stripe_publishable_key": "pk_test_unit",
+        "stripe_max_network_retries": 1,
+        "redis_url": redis_url,
+        "checkout_success_url": "https://app.test/bookings/{booking_id}/paid?session={CHECKOUT_SESSION_ID}",
+        "checkout_cancel_url": "https://app.test/bookings/{booking_id}",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return make_settings(redis_url)
+
+
+@pytest.fixture
+def services(settings: Settings) -> Services:
+    return build(settings)
+
+
+@pytest.fixture
+def app(settings: Settings, services: Services) -> Any:
+    return create_app(settings, services)
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture
+def stripe_state() -> StripeState:
+    return StripeState("https://checkout.stripe.test")
+
+
+@pytest.fixture
+def stripe(requests_mock: requests_mock.Mocker, stripe_state: StripeState) -> StripeWire:
+    return StripeWire(requests_mock, stripe_state)

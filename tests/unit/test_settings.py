@@ -1,0 +1,90 @@
+"""Settings are read once, typed, and every bad or missing variable is named at once."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from payments_service.settings import DEFAULT_RETRY_SCHEDULE, ConfigError, Settings
+
+SIGNING = "whsec_" + base64.b64encode(b"x" * 32).decode()
+REQUIRED = {
+    "STRIPE_SECRET_KEY": "sk_test_abc",
+    "STRIPE_WEBHOOK_SECRET": "whsec_one",
+    "INTERNAL_API_TOKENS": "a-token-of-16-chars",
+    "BOOKING_EVENTS_URL": "https://booking.example/events",
+    "EVENT_SIGNING_SECRET": SIGNING,
+}
+
+
+def test_required_variables_alone_give_the_documented_defaults() -> None:
+    settings = Settings.from_env(REQUIRED)
+    assert settings.stripe_api_base == "https://api.stripe.com"
+    assert settings.redis_url == "redis://localhost:6379/0"
+    assert (
+        settings.event_retry_schedule == DEFAULT_RETRY_SCHEDULE == (5, 300, 1800, 7200, 18000, 36000, 36000)
+    )
+    assert settings.event_delivery_timeout == 10.0
+    assert settings.checkout_expires_minutes == 30
+    assert settings.checkout_redirect_hosts is None
+    assert (settings.reconcile_interval, settings.reconcile_after) == (300, 300)
+    assert (settings.port, settings.log_level) == (8000, "INFO")
+    assert settings.workers >= 1
+
+
+def test_lists_are_split_on_commas() -> None:
+    settings = Settings.from_env(
+        {
+            **REQUIRED,
+            "STRIPE_WEBHOOK_SECRET": "whsec_new, whsec_old",
+            "INTERNAL_API_TOKENS": "first-token-aaaaaaaa,second-token-bbbbbbb",
+            "EVENT_RETRY_SCHEDULE": "1, 2,3",
+            "CHECKOUT_REDIRECT_HOSTS": "App.Example, pay.example",
+        }
+    )
+    assert settings.stripe_webhook_secrets == ("whsec_new", "whsec_old")
+    assert settings.internal_api_tokens == ("first-token-aaaaaaaa", "second-token-bbbbbbb")
+    assert settings.event_retry_schedule == (1, 2, 3)
+    assert settings.checkout_redirect_hosts == ("app.example", "pay.example")
+
+
+def test_every_missing_required_variable_is_named() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({})
+    assert sorted(p.split()[0] for p in caught.value.problems) == sorted(REQUIRED)
+
+
+def test_every_invalid_variable_is_named_in_one_error() -> None:
+    env = {
+        **REQUIRED,
+        "STRIPE_SECRET_KEY": "pk_test_publishable",
+        "STRIPE_WEBHOOK_SECRET": "not-a-whsec",
+        "INTERNAL_API_TOKENS": "short",
+        "BOOKING_EVENTS_URL": "ftp://booking",
+        "EVENT_SIGNING_SECRET": "whsec_###",
+        "EVENT_RETRY_SCHEDULE": "5,soon",
+        "EVENT_DELIVERY_TIMEOUT": "-1",
+        "CHECKOUT_EXPIRES_MINUTES": "20",
+        "REDIS_URL": "http://localhost",
+        "RECONCILE_INTERVAL": "often",
+        "PORT": "70000",
+        "LOG_LEVEL": "LOUD",
+        "STRIPE_PUBLISHABLE_KEY": "sk_test_oops",
+    }
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    named = {p.split()[0] for p in caught.value.problems}
+    assert named == set(env)  # every one of them, nothing else
+    assert "between 30 and 1440" in str(caught.value)
+
+
+def test_signing_secret_must_decode_to_a_real_key() -> None:
+    too_short = "whsec_" + base64.b64encode(b"short").decode()
+    with pytest.raises(ConfigError, match="EVENT_SIGNING_SECRET key must decode to at least 24 bytes"):
+        Settings.from_env({**REQUIRED, "EVENT_SIGNING_SECRET": too_short})
+
+
+def test_live_keys_are_recognised() -> None:
+    assert Settings.from_env({**REQUIRED, "STRIPE_SECRET_KEY": "sk_live_x"}).stripe_live_mode
+    assert not Settings.from_env(REQUIRED).stripe_live_mode
