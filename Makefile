@@ -23,8 +23,8 @@ run: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/payments-service worker
 
-## make test: lint, strict typing, the whole test suite, and the OpenAPI fuzz
-test: lint typecheck unit fuzz
+## make test: lint, strict typing and the whole test suite (unit, integration, end-to-end)
+test: lint typecheck unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check payments_service tests benchmarks

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
+
+from .redis_keys import RQ_KEY_PREFIX
+
+# RQ reads its key prefix once, when it is first imported, and every module of ours that
+# imports rq runs this file first. The hash tag puts RQ's keys in the same Redis Cluster slot
+# as ours, so one MULTI/EXEC can hold a payment change and its delivery job.
+os.environ["RQ_KEY_PREFIX"] = RQ_KEY_PREFIX
 
 if TYPE_CHECKING:
     from flask import Flask

@@ -119,6 +119,28 @@ def replay_events(event_ids: tuple[str, ...], all_dead: bool) -> None:
     click.echo(f"{len(replayed)} event(s) queued again")
 
 
+@main.command()
+@click.option("--worker", "worker_check", is_flag=True, help="Also require a live worker on this host.")
+def health(worker_check: bool) -> None:
+    """Exit 0 if Redis answers (and, with --worker, a worker here is alive); for container healthchecks."""
+    import socket
+
+    from redis.exceptions import RedisError
+
+    services = _services(load_settings())
+    try:
+        services.store.ping()
+        counts = services.outbox.counts()
+        workers = services.outbox.live_workers(socket.gethostname())
+    except RedisError as exc:
+        click.echo(f"unhealthy: redis unavailable ({type(exc).__name__})", err=True)
+        sys.exit(1)
+    click.echo(f"redis ok; events pending {counts['pending']}, dead {counts['dead']}; workers here {workers}")
+    if worker_check and workers == 0:
+        click.echo("unhealthy: no live worker on this host", err=True)
+        sys.exit(1)
+
+
 @main.command("check-config")
 def check_config() -> None:
     """Validate the environment; exit non-zero naming every problem."""
@@ -170,6 +192,42 @@ def sandbox(
         f"webhooks to {webhook_url or 'nowhere'}"
     )
     WSGIServer((host, port), create_sandbox_app(state, latency_ms), log=None).serve_forever()
+
+
+@main.command("demo-receiver")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8025, show_default=True)
+@click.option(
+    "--signing-secret", envvar="EVENT_SIGNING_SECRET", required=True, help="[env: EVENT_SIGNING_SECRET]"
+)
+def demo_receiver(host: str, port: int, signing_secret: str) -> None:
+    """DEVELOPMENT ONLY: a booking service that verifies each event's signature and prints it."""
+    import logging
+
+    from werkzeug.serving import make_server
+
+    from .sandbox.receiver import create_receiver_app
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    app = create_receiver_app(signing_secret, out=lambda line: click.echo(line))
+    click.echo(f"demo booking service on http://{host}:{port}/events: verified events appear below")
+    make_server(host, port, app, threaded=True).serve_forever()
+
+
+@main.command()
+def dev() -> None:
+    """DEVELOPMENT ONLY: Redis, Stripe sandbox, API, worker and a demo receiver, all local."""
+    import os
+
+    from dotenv import dotenv_values
+
+    from . import devstack
+
+    # The dev tool reads the environment only to decide what to start; the services it runs
+    # read their settings the usual way.
+    from_file = {k: v for k, v in dotenv_values(Path.cwd() / ".env").items() if v is not None}
+    sys.exit(devstack.run({**from_file, **os.environ}, out=click.echo))
 
 
 if __name__ == "__main__":

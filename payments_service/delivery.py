@@ -79,6 +79,7 @@ def deliver_event(event_id: str, body: str) -> int:
     if sender is None or store is None:
         raise RuntimeError("payments_service.delivery.install() was not called in this worker")
     job = get_current_job()
+    logs.clear()
     logs.bind(event_id=event_id, booking_id=job.meta.get("booking_id") if job else None)
     attempts = int(job.meta.get("attempts", 0)) + 1 if job else 1
     try:

@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import rq.defaults
 from redis import Redis
 from redis.client import Pipeline
+from rq import Queue, Retry, Worker
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
 
 from . import redis_keys
-
-# RQ reads its key prefix once, when it is imported. The hash tag puts RQ's keys in the same
-# Cluster slot as ours, so one MULTI/EXEC can hold a payment change and its delivery job.
-os.environ["RQ_KEY_PREFIX"] = redis_keys.RQ_KEY_PREFIX
-
-import rq.defaults  # noqa: E402
-from rq import Queue, Retry  # noqa: E402
-from rq.job import Job, JobStatus  # noqa: E402
-from rq.registry import (  # noqa: E402
-    FailedJobRegistry,
-    FinishedJobRegistry,
-    ScheduledJobRegistry,
-    StartedJobRegistry,
-)
-from rq.serializers import JSONSerializer  # noqa: E402
 
 QUEUE_NAME = "payment-events"
 DELIVER_FUNCTION = "payments_service.delivery.deliver_event"
@@ -39,7 +28,7 @@ JOB_TIMEOUT_MARGIN_SECONDS = 5
 
 
 def check_key_prefix() -> None:
-    """Fail at start if rq was imported before us with another prefix (keys would leave our slot)."""
+    """Fail at start if rq was imported before payments_service (its keys would leave our slot)."""
     if rq.defaults.RQ_KEY_PREFIX != redis_keys.RQ_KEY_PREFIX:
         raise RuntimeError(
             f"rq was imported with RQ_KEY_PREFIX={rq.defaults.RQ_KEY_PREFIX!r}; payments_service needs "
@@ -122,6 +111,11 @@ class Outbox:
             pipe.zcard(self._failed.key)
             queued, scheduled, started, dead = pipe.execute()
         return {"pending": int(queued) + int(scheduled) + int(started), "dead": int(dead)}
+
+    def live_workers(self, hostname: str | None = None) -> int:
+        """Workers with a current heartbeat on this queue (optionally only on one host)."""
+        workers = Worker.all(queue=self.queue)
+        return sum(1 for w in workers if hostname is None or w.hostname == hostname)
 
     def oldest_pending_age(self, now: datetime) -> float:
         """Seconds since the oldest undelivered event was created (0 when none)."""
