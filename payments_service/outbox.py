@@ -14,7 +14,9 @@ from redis.client import Pipeline
 from rq import Queue, Retry, Worker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.scheduler import SCHEDULER_KEY_TEMPLATE, SCHEDULER_LOCKING_KEY_TEMPLATE
 from rq.serializers import JSONSerializer
+from rq.utils import utcparse
 
 from . import redis_keys
 
@@ -23,6 +25,12 @@ DELIVER_FUNCTION = "payments_service.delivery.deliver_event"
 # Delivered events stay listed this long; dead ones stay until replayed.
 DELIVERED_RETENTION_SECONDS = 86400
 KEEP_FOREVER = -1
+# RQ's scheduler heartbeats every second; one silent this long is dead (or hung: on waking it
+# finds its lock taken and stops scheduling, so releasing the lock is safe either way).
+SCHEDULER_SILENT_SECONDS = 15
+_DELETE_IF_OWNER = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 # A delivery attempt gets this long beyond its HTTP timeout before RQ's death penalty.
 JOB_TIMEOUT_MARGIN_SECONDS = 5
 
@@ -112,6 +120,28 @@ class Outbox:
             queued, scheduled, started, dead = pipe.execute()
         return {"pending": int(queued) + int(scheduled) + int(started), "dead": int(dead)}
 
+    def queue_on(self, connection: Redis) -> Queue:
+        """This queue over another connection (the worker's, whose reads may block)."""
+        return Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+
+    def release_dead_scheduler_lock(self) -> bool:
+        """Free the scheduler lock of a scheduler that stopped heartbeating (its worker was killed).
+
+        Left alone, the lock outlives its owner by up to a minute, and retries wait for it.
+        """
+        lock_key = SCHEDULER_LOCKING_KEY_TEMPLATE % QUEUE_NAME
+        owner = self._redis.get(lock_key)
+        if owner is None:
+            return False
+        owner_name = owner.decode() if isinstance(owner, bytes) else str(owner)
+        beat = self._redis.hget(SCHEDULER_KEY_TEMPLATE % owner_name, "last_heartbeat")
+        if beat is not None:
+            beat_text = beat.decode() if isinstance(beat, bytes) else str(beat)
+            silent = (datetime.now(UTC) - utcparse(beat_text).replace(tzinfo=UTC)).total_seconds()
+            if silent < SCHEDULER_SILENT_SECONDS:
+                return False
+        return bool(self._redis.eval(_DELETE_IF_OWNER, 1, lock_key, owner_name))
+
     def live_workers(self, hostname: str | None = None) -> int:
         """Workers with a current heartbeat on this queue (optionally only on one host)."""
         workers = Worker.all(queue=self.queue)
@@ -143,6 +173,7 @@ class Outbox:
             if job.id not in self._failed:
                 continue
             job.retries_left = len(self._retry_schedule)
+            job.retry_intervals = list(self._retry_schedule)
             job.meta["replays"] = int(job.meta.get("replays", 0)) + 1
             self._failed.requeue(job)
             replayed.append(job.id)

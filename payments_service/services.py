@@ -50,10 +50,10 @@ class Services:
         return StateCollector(self.state)
 
 
-def redis_client(settings: Settings) -> Redis:
+def redis_client(settings: Settings, socket_timeout: float = 5) -> Redis:
     """Short timeouts: a Redis outage must become a 503 quickly, not a hung request."""
     return Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=socket_timeout, health_check_interval=30
     )
 
 

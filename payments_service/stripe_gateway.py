@@ -247,7 +247,7 @@ class StripeGateway:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidWebhook("body is not UTF-8") from None
-        failure = "no secret configured"
+        failures = []
         for secret in self._webhook_secrets:
             try:
                 stripe.WebhookSignature.verify_header(
@@ -255,10 +255,14 @@ class StripeGateway:
                 )
                 break
             except stripe.SignatureVerificationError as exc:
-                failure = str(exc).split(" (")[0]
+                failures.append(str(exc).split(" (")[0])
         else:
-            reason = "stale_timestamp" if "tolerance" in failure else "bad_signature"
-            raise InvalidWebhook(f"signature check failed: {failure}", reason)
+            # A signature that matched one secret but is too old says more than the others' mismatch.
+            stale = [f for f in failures if "tolerance" in f]
+            raise InvalidWebhook(
+                f"signature check failed: {(stale or failures)[0]}",
+                "stale_timestamp" if stale else "bad_signature",
+            )
         try:
             data = json.loads(text)
         except ValueError:

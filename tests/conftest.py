@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
-    redis.Redis.from_url(redis_server.url).flushall()
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
     return redis_server.url
 
 
@@ -73,8 +74,25 @@ def settings(redis_url: str) -> Settings:
 
 
 @pytest.fixture
-def services(settings: Settings) -> Services:
-    return build(settings)
+def services(settings: Settings) -> Iterator[Services]:
+    built = build(settings)
+    yield built
+    built.redis.connection_pool.disconnect()
+
+
+@pytest.fixture
+def app_factory() -> Iterator[Callable[..., Any]]:
+    """Apps with their own settings (another Redis, other defaults); their connections are closed after."""
+    built: list[Services] = []
+
+    def make(redis_url: str, **overrides: Any) -> Any:
+        services = build(make_settings(redis_url, **overrides))
+        built.append(services)
+        return create_app(services.settings, services)
+
+    yield make
+    for services in built:
+        services.redis.connection_pool.disconnect()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,12 +93,13 @@ class Stack:
         return requests.post(self.api_url + "/webhooks/stripe", data=body, headers=headers, timeout=30)
 
 
-@pytest.fixture
-def stack(tmp_path: Path, redis_url: str) -> Iterator[Stack]:
+@contextmanager
+def running_stack(tmp_path: Path, redis_url: str, **env_overrides: str) -> Iterator[Stack]:
+    """Sandbox + serve against a Redis, with a receiver; workers are started by the test."""
     with Receiver() as receiver:
         api_port, sandbox_port = free_port(), free_port()
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        env = {**base_env(redis_url, receiver.url, sandbox_url), "PORT": str(api_port)}
+        env = {**base_env(redis_url, receiver.url, sandbox_url), "PORT": str(api_port), **env_overrides}
         stack = Stack(tmp_path, env, f"http://127.0.0.1:{api_port}", sandbox_url, receiver)
         try:
             sandbox = stack.start(
@@ -117,3 +119,9 @@ def stack(tmp_path: Path, redis_url: str) -> Iterator[Stack]:
         finally:
             for process in reversed(stack.processes):
                 process.stop()
+
+
+@pytest.fixture
+def stack(tmp_path: Path, redis_url: str) -> Iterator[Stack]:
+    with running_stack(tmp_path, redis_url) as started:
+        yield started

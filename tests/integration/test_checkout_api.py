@@ -149,12 +149,9 @@ def test_missing_fields_are_each_named(client: Any, auth: dict[str, str]) -> Non
 
 
 def test_a_request_without_redirects_and_no_defaults_is_a_422(
-    redis_url: str, auth: dict[str, str], stripe: StripeWire
+    redis_url: str, auth: dict[str, str], stripe: StripeWire, app_factory: Any
 ) -> None:
-    from payments_service import create_app
-    from tests.conftest import make_settings
-
-    app = create_app(make_settings(redis_url, checkout_success_url=None, checkout_cancel_url=None))
+    app = app_factory(redis_url, checkout_success_url=None, checkout_cancel_url=None)
     response = create(app.test_client(), auth)
     assert response.status_code == 422
     assert set(response.get_json()["errors"]) == {"success_url", "cancel_url"}
@@ -162,12 +159,9 @@ def test_a_request_without_redirects_and_no_defaults_is_a_422(
 
 
 def test_redirects_must_point_at_allowed_hosts(
-    redis_url: str, auth: dict[str, str], stripe: StripeWire
+    redis_url: str, auth: dict[str, str], stripe: StripeWire, app_factory: Any
 ) -> None:
-    from payments_service import create_app
-    from tests.conftest import make_settings
-
-    app = create_app(make_settings(redis_url, checkout_redirect_hosts=("app.test",)))
+    app = app_factory(redis_url, checkout_redirect_hosts=("app.test",))
     client = app.test_client()
     response = create(client, auth, success_url="https://evil.example/steal")
     assert response.status_code == 422

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from payments_service import create_app
-from tests.conftest import API_TOKEN, OTHER_TOKEN, make_settings
+from tests.conftest import API_TOKEN, OTHER_TOKEN
 from tests.support.redis_server import RedisServer
 from tests.support.stripe_wire import StripeWire
 
@@ -103,8 +102,10 @@ def test_health_reports_redis_and_the_event_backlog(client: Any) -> None:
     assert client.get("/health/live").status_code == 200
 
 
-def test_redis_down_is_a_503_and_unready_health(own_redis: RedisServer, auth: dict[str, str]) -> None:
-    app = create_app(make_settings(own_redis.url))
+def test_redis_down_is_a_503_and_unready_health(
+    own_redis: RedisServer, auth: dict[str, str], app_factory: Any
+) -> None:
+    app = app_factory(own_redis.url)
     client = app.test_client()
     own_redis.stop()
     created = client.post("/v1/payments", json=BODY, headers=auth)

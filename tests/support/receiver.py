@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -14,7 +15,8 @@ from tests.support.redis_server import free_port
 class Received:
     headers: dict[str, str]
     body: bytes
-    answered: int
+    arrived: float
+    answered: int | None = None  # None: still held, or the sender went away
 
 
 class Receiver:
@@ -32,12 +34,16 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                record = Received(dict(self.headers.items()), body, time.time())
+                with receiver._lock:
+                    receiver.received.append(record)
                 if receiver.hang.is_set():
                     receiver.release.wait(60)
+                    self.close_connection = True  # a hung receiver never answers
+                    return
                 with receiver._lock:
-                    status = receiver.script.pop(0) if receiver.script else 204
-                    receiver.received.append(Received(dict(self.headers.items()), body, status))
-                self.send_response(status)
+                    record.answered = receiver.script.pop(0) if receiver.script else 204
+                self.send_response(record.answered)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -54,7 +60,7 @@ class Receiver:
 
     def accepted(self) -> list[Received]:
         with self._lock:
-            return [r for r in self.received if 200 <= r.answered < 300]
+            return [r for r in self.received if r.answered is not None and 200 <= r.answered < 300]
 
     def __enter__(self) -> Receiver:
         self._thread.start()

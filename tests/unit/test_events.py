@@ -1,0 +1,36 @@
+"""Outgoing events: ids are deterministic per change, bodies carry the payment and why."""
+
+from __future__ import annotations
+
+import json
+
+from payments_service.events import build_event, event_id
+from payments_service.payments import PaymentStatus, SessionOutcome, apply_session, record_duplicate_refund
+from tests.unit.test_payment_rules import NOW, PENDING, at, changed, fact
+
+
+def test_the_same_change_always_gets_the_same_id() -> None:
+    assert event_id("bk_1", 3) == event_id("bk_1", 3)
+    assert len({event_id("bk_1", 3), event_id("bk_1", 4), event_id("bk_2", 3)}) == 3
+    assert event_id("bk_1", 3).startswith("msg_")
+
+
+def test_the_body_is_the_payment_resource_with_type_and_timestamp() -> None:
+    change = changed(apply_session(PENDING, fact(SessionOutcome.PAID), NOW))
+    event = build_event(change)
+    body = json.loads(event.body)
+    assert (event.id, event.type, event.booking_id) == (event_id("bk_1", 3), "payment.paid", "bk_1")
+    assert body["type"] == "payment.paid"
+    assert body["timestamp"] == "2030-03-17T17:46:40Z"
+    assert body["data"]["status"] == "paid" and body["data"]["version"] == 3
+    assert "reason" not in body["data"]
+    assert build_event(change).body == event.body  # made the same way every time
+
+
+def test_a_duplicate_refund_event_names_the_duplicate_and_the_refund() -> None:
+    paid = at(PaymentStatus.PAID, session_id="cs_1", payment_intent="pi_1")
+    body = json.loads(build_event(changed(record_duplicate_refund(paid, "cs_2", "re_9", NOW))).body)
+    assert body["type"] == "payment.duplicate_refunded"
+    assert body["data"]["status"] == "paid"
+    assert (body["data"]["duplicate_session_id"], body["data"]["refund_id"]) == ("cs_2", "re_9")
+    assert body["data"]["reason"] == "duplicate_payment"
