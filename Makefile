@@ -27,8 +27,8 @@ worker: $(STAMP)
 test: lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check payments_service tests
-	$(BIN)/ruff format --check payments_service tests
+	$(BIN)/ruff check payments_service tests benchmarks
+	$(BIN)/ruff format --check payments_service tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -175,6 +175,8 @@ def sandbox(
 
     monkey.patch_all()
     import logging
+    import socket
+    from typing import Any
 
     from gevent.pywsgi import WSGIServer
 
@@ -191,7 +193,15 @@ def sandbox(
         f"Stripe SANDBOX (development only, never real money) on {base}; "
         f"webhooks to {webhook_url or 'nowhere'}"
     )
-    WSGIServer((host, port), create_sandbox_app(state, latency_ms), log=None).serve_forever()
+
+    class NoDelayServer(WSGIServer):  # type: ignore[misc]
+        # pywsgi writes headers and body separately; without TCP_NODELAY, Nagle holds the body
+        # back until the client's delayed ACK, 40 ms on every keep-alive request.
+        def handle(self, sock: Any, address: Any) -> None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            super().handle(sock, address)
+
+    NoDelayServer((host, port), create_sandbox_app(state, latency_ms), log=None).serve_forever()
 
 
 @main.command("demo-receiver")

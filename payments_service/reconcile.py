@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
-from .payments import Payment, PaymentStatus, SessionFact
+from .payments import Payment, PaymentStatus, SessionFact, SessionOutcome
 from .services import Services
 from .store import ApplyOutcome, ApplyResult, BookingBusy
 from .stripe_gateway import StripeFailure
@@ -24,11 +25,11 @@ EVENT_OVERLAP_SECONDS = 300
 FIRST_PASS_LOOKBACK_SECONDS = 86400
 MAX_EVENT_PAGES = 200
 BATCH_SIZE = 100
-# Listing sessions pays off once a batch has this many payments; below it, retrieve each.
-LIST_FROM_BATCH_SIZE = 10
-MAX_LIST_PAGES_PER_BATCH = 5
-# A session is created before Stripe answers us, so up to one (retried) call before updated_at.
-SESSION_CREATED_BEFORE_SAVE_SECONDS = 300
+# Listing sessions pays off from this many stale payments; below it, retrieve each one.
+LIST_FROM_PAYMENTS = 20
+LIST_PAGES_PER_100_PAYMENTS = 3
+# A session is created before Stripe answers us: at most one call (with retries) before updated_at.
+SESSION_CREATED_BEFORE_SAVE_SECONDS = 120
 PASS_LOCK_SECONDS = 600.0
 
 
@@ -112,7 +113,8 @@ class Reconciler:
                 break
         else:
             log.warning("more Stripe events than one pass reads; the rest wait for the next pass")
-        for event in sorted(events, key=lambda e: e.created):
+        # Stripe lists newest first; reversed and then sorted (stably), same-second events keep their order.
+        for event in sorted(reversed(events), key=lambda e: e.created):
             report.events_read += 1
             try:
                 outcome = self._services.sync.handle_event(event)
@@ -127,17 +129,16 @@ class Reconciler:
     def _sweep_pending(self, report: ReconcileReport, pace: Pacer, renew: Callable[[], None]) -> None:
         cutoff = time.time() - self._services.settings.reconcile_after
         ids = self._services.store.open_booking_ids(PaymentStatus.PENDING, cutoff)
+        if not ids:
+            return
+        listed: dict[str, SessionFact] = {}
+        if len(ids) >= LIST_FROM_PAYMENTS:
+            listed = self._list_sessions(ids, report, pace)
+            renew()
         for start in range(0, len(ids), BATCH_SIZE):
-            payments = [
-                p
-                for p in self._services.store.get_many(ids[start : start + BATCH_SIZE])
-                if p is not None and p.status is PaymentStatus.PENDING
-            ]
-            listed = (
-                self._list_sessions(payments, report, pace) if len(payments) >= LIST_FROM_BATCH_SIZE else {}
-            )
-            for payment in payments:
-                self._check(payment, listed.get(payment.session_id), report, pace)
+            for payment in self._services.store.get_many(ids[start : start + BATCH_SIZE]):
+                if payment is not None and payment.status is PaymentStatus.PENDING:
+                    self._check(payment, listed.get(payment.session_id), report, pace)
             renew()
             self._progress(
                 f"pending: {min(start + BATCH_SIZE, len(ids))}/{len(ids)} checked, "
@@ -152,22 +153,27 @@ class Reconciler:
         if ids:
             self._progress(f"processing: {len(ids)} checked, {len(report.changes)} changed")
 
-    def _list_sessions(
-        self, payments: list[Payment], report: ReconcileReport, pace: Pacer
-    ) -> dict[str, SessionFact]:
-        """Batching: one list call returns 100 sessions from the batch's time window."""
-        wanted = {p.session_id for p in payments}
-        earliest = min(p.updated_at for p in payments) - SESSION_CREATED_BEFORE_SAVE_SECONDS
-        latest = max(p.updated_at for p in payments)
+    def _list_sessions(self, ids: list[str], report: ReconcileReport, pace: Pacer) -> dict[str, SessionFact]:
+        """Batching: list the sessions created over the stale payments' time span, 100 per call.
+
+        Pays off when stale payments are dense (a flash sale); capped at a few times what one
+        retrieve per payment would cost, after which the rest are retrieved one by one.
+        """
+        first, last = self._services.store.get_many([ids[0], ids[-1]])
+        if first is None or last is None:
+            return {}
+        earliest = first.updated_at - SESSION_CREATED_BEFORE_SAVE_SECONDS
+        wanted = len(ids)
         found: dict[str, SessionFact] = {}
         cursor: str | None = None
-        for _ in range(MAX_LIST_PAGES_PER_BATCH):
+        for _ in range(math.ceil(wanted / 100) * LIST_PAGES_PER_100_PAYMENTS):
             pace()
-            facts, cursor = self._services.stripe.list_sessions(earliest, latest, cursor)
+            facts, cursor = self._services.stripe.list_sessions(earliest, last.updated_at, cursor)
             report.stripe_calls += 1
-            found.update((f.session_id, f) for f in facts if f.session_id in wanted)
-            if cursor is None or len(found) == len(wanted):
+            found.update((f.session_id, f) for f in facts)
+            if cursor is None:
                 break
+        self._progress(f"pending: listed {len(found)} sessions in {report.stripe_calls} Stripe calls")
         return found
 
     def _check(
@@ -178,6 +184,8 @@ class Reconciler:
             fact = self._services.stripe.retrieve_session(payment.session_id)
             report.stripe_calls += 1
         report.checked += 1
+        if fact.outcome is SessionOutcome.OPEN:
+            return  # still payable: nothing Stripe says can change the payment
         result = self._services.sync.apply_session_fact(payment.booking_id, fact)
         _note(report, result, payment)
 

@@ -324,15 +324,15 @@ class StripeState:
                 listener(copy.deepcopy(event))
 
     def _list(self, table: dict[str, Json], params: Json, url: str, expand_intent: bool = False) -> Json:
-        rows = [self._render_session(s, expand_intent) for s in table.values()]
-        return self._page(rows, params, url)
+        return self._page(list(table.values()), params, url, lambda s: self._render_session(s, expand_intent))
 
     def _list_events(self, params: Json) -> Json:
         types = params.get("types") or ([params["type"]] if params.get("type") else None)
-        rows = [copy.deepcopy(e) for e in self.events if types is None or e["type"] in types]
-        return self._page(rows, params, "/v1/events")
+        rows = [e for e in self.events if types is None or e["type"] in types]
+        return self._page(rows, params, "/v1/events", copy.deepcopy)
 
-    def _page(self, rows: list[Json], params: Json, url: str) -> Json:
+    def _page(self, rows: list[Json], params: Json, url: str, render: Callable[[Json], Json]) -> Json:
+        """Filter, order newest first, cut one page, and only then copy what is returned."""
         created = params.get("created")
         if isinstance(created, dict):
             bounds = {op: _int(v, f"created[{op}]") for op, v in created.items()}
@@ -351,7 +351,8 @@ class StripeState:
         limit = _int(params.get("limit", 10), "limit")
         if not 1 <= limit <= 100:
             raise SandboxError(400, "Invalid limit: must be between 1 and 100.", param="limit")
-        return {"object": "list", "data": rows[:limit], "has_more": len(rows) > limit, "url": url}
+        page = [render(r) for r in rows[:limit]]
+        return {"object": "list", "data": page, "has_more": len(rows) > limit, "url": url}
 
 
 def _expand(params: Json) -> list[str]:

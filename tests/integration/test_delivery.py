@@ -13,7 +13,7 @@ import requests
 from payments_service import worker
 from payments_service.services import Services
 from tests.conftest import BOOKING_EVENTS_URL, EVENT_SECRET
-from tests.integration.test_webhooks import open_payment, post_event
+from tests.support.flows import open_payment, post_event
 from tests.support.signing import verify_standard_webhook
 from tests.support.stripe_wire import StripeWire
 

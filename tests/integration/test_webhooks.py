@@ -13,32 +13,10 @@ import redis
 from payments_service import redis_keys
 from payments_service.services import Services
 from tests.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
+from tests.support.flows import open_payment, post_event, queued_events
 from tests.support.redis_server import RedisServer
 from tests.support.signing import stripe_signature
 from tests.support.stripe_wire import StripeWire
-
-BODY = {"booking_id": "bk_1", "amount": 3750, "currency": "usd", "description": "Dune"}
-
-
-def open_payment(client: Any, auth: dict[str, str], booking_id: str = "bk_1") -> dict[str, Any]:
-    response = client.post("/v1/payments", json={**BODY, "booking_id": booking_id}, headers=auth)
-    assert response.status_code == 201
-    result: dict[str, Any] = response.get_json()
-    return result
-
-
-def post_event(client: Any, event: dict[str, Any], secret: str = WEBHOOK_SECRET, **sign: Any) -> Any:
-    body = json.dumps(event).encode()
-    return client.post(
-        "/webhooks/stripe",
-        data=body,
-        content_type="application/json",
-        headers={"Stripe-Signature": stripe_signature(body, secret, **sign)},
-    )
-
-
-def queued_events(services: Services) -> list[str]:
-    return services.outbox.queue.get_job_ids()
 
 
 def test_a_paid_completion_marks_the_booking_paid_and_queues_one_event(

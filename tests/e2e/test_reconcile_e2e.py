@@ -1,0 +1,36 @@
+"""A webhook that never arrives: `payments-service reconcile` still ends the booking paid, once."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import running_stack
+from tests.e2e.test_delivery_e2e import open_and_pay, status
+from tests.support.processes import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_payment_completed_without_a_webhook_is_paid_after_reconcile(
+    tmp_path: Path, redis_url: str
+) -> None:
+    with running_stack(tmp_path, redis_url, RECONCILE_AFTER="0", RECONCILE_INTERVAL="0") as stack:
+        stack.start_worker()
+        open_and_pay(stack, "bk_silent", webhook=False)
+        assert status(stack, "bk_silent") == "pending"
+        result = stack.cli("reconcile")
+        assert result.returncode == 0, result.stderr
+        assert "bk_silent" in result.stdout or "checkout.session.completed" in result.stdout
+        assert "reconciled: 1 changed" in result.stdout
+        assert status(stack, "bk_silent") == "paid"
+        wait_for(lambda: len(stack.receiver.accepted()) == 1, 30, "payment.paid")
+        body = json.loads(stack.receiver.accepted()[0].body)
+        assert (body["type"], body["data"]["booking_id"]) == ("payment.paid", "bk_silent")
+        again = stack.cli("reconcile")
+        assert "reconciled: 0 changed" in again.stdout
+        time.sleep(0.5)  # a second payment.paid would have been delivered by now
+        assert len(stack.receiver.received) == 1
