@@ -34,3 +34,12 @@ def test_a_payment_completed_without_a_webhook_is_paid_after_reconcile(
         assert "reconciled: 0 changed" in again.stdout
         time.sleep(0.5)  # a second payment.paid would have been delivered by now
         assert len(stack.receiver.received) == 1
+
+
+def test_the_worker_reconciles_on_its_own_every_interval(tmp_path: Path, redis_url: str) -> None:
+    with running_stack(tmp_path, redis_url, RECONCILE_AFTER="0", RECONCILE_INTERVAL="1") as stack:
+        stack.start_worker()
+        open_and_pay(stack, "bk_periodic", webhook=False)
+        wait_for(lambda: len(stack.receiver.accepted()) == 1, 30, "payment.paid from the worker's own pass")
+        assert status(stack, "bk_periodic") == "paid"
+        assert json.loads(stack.receiver.accepted()[0].body)["data"]["booking_id"] == "bk_periodic"
