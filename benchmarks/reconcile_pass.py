@@ -23,7 +23,8 @@ from payments_service.settings import Settings
 
 
 def run(count: int, max_rps: float, latency_ms: int) -> dict[str, float]:
-    with private_redis() as redis_url, sandbox(latency_ms) as stripe_url:
+    with private_redis() as redis, sandbox(latency_ms) as stripe:
+        redis_url, stripe_url = redis.url, stripe.url
         settings = Settings(
             stripe_secret_key="sk_test_bench",
             stripe_webhook_secrets=("whsec_bench",),

@@ -9,12 +9,19 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 import requests
 
 BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Running:
+    url: str
+    pid: int
 
 
 def free_port() -> int:
@@ -35,7 +42,7 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 
 @contextmanager
-def private_redis() -> Iterator[str]:
+def private_redis() -> Iterator[Running]:
     """A redis-server of our own (append-only, as production), removed afterwards."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as directory:
@@ -69,14 +76,16 @@ def private_redis() -> Iterator[str]:
                         if time.monotonic() > deadline:
                             raise
                         time.sleep(0.05)
-            yield url
+            yield Running(url, process.pid)
         finally:
             process.terminate()
             process.wait(10)
 
 
 @contextmanager
-def sandbox(latency_ms: int = 0, webhook_url: str | None = None, secret: str | None = None) -> Iterator[str]:
+def sandbox(
+    latency_ms: int = 0, webhook_url: str | None = None, secret: str | None = None
+) -> Iterator[Running]:
     """The Stripe sandbox as its own process; `latency_ms` makes it answer like a distant Stripe."""
     port = free_port()
     args = [str(BIN / "payments-service"), "sandbox", "--port", str(port), "--latency-ms", str(latency_ms)]
@@ -86,7 +95,7 @@ def sandbox(latency_ms: int = 0, webhook_url: str | None = None, secret: str | N
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/_sandbox/health")
-        yield url
+        yield Running(url, process.pid)
     finally:
         process.terminate()
         process.wait(10)

@@ -64,7 +64,7 @@ def _authenticate() -> None:
 
 
 @blp.route("/payments", methods=["POST"])
-@blp.arguments(CheckoutRequestSchema)
+@blp.arguments(CheckoutRequestSchema())
 @blp.response(201, PaymentSchema, description="A new Checkout Session was opened")
 @blp.alt_response(
     200, schema=PaymentSchema, description="The booking's open session was reused", success=True
@@ -78,7 +78,7 @@ def create_payment(req: CheckoutInput) -> tuple[Payment, int]:
 
 
 @blp.route("/payments/<booking_id>", methods=["GET"])
-@blp.arguments(RefreshQuerySchema, location="query", as_kwargs=True)
+@blp.arguments(RefreshQuerySchema(), location="query", as_kwargs=True)
 @blp.response(200, PaymentSchema)
 @errors(401, 404, 502, 503)
 def get_payment(booking_id: str, refresh: bool) -> Payment:
@@ -102,7 +102,7 @@ def cancel_payment(booking_id: str) -> Payment:
 
 
 @blp.route("/payments/<booking_id>/refunds", methods=["POST"])
-@blp.arguments(RefundRequestSchema)
+@blp.arguments(RefundRequestSchema())
 @blp.response(200, PaymentSchema)
 @blp.doc(parameters=[IDEMPOTENCY_KEY_HEADER])
 @errors(401, 404, 409, 413, 422, 502, 503)

@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import json
 import time
-from dataclasses import asdict
 from urllib.parse import quote, urlsplit
 
 from .errors import Conflict, InvalidRequest, NotFound
@@ -185,5 +184,6 @@ class CheckoutService:
 
 def idempotency_key(checkout: CheckoutRequest, attempt: int) -> str:
     """Per booking and attempt; the digest keeps Stripe from replaying a different request's answer."""
-    digest = hashlib.sha256(json.dumps(asdict(checkout), sort_keys=True).encode()).hexdigest()[:16]
+    fields = [getattr(checkout, f.name) for f in dataclasses.fields(checkout)]
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
     return f"checkout:{checkout.booking_id}:{attempt}:{digest}"

@@ -30,6 +30,8 @@ class EventSender:
         self._signer = Webhook(signing_secret)
         self._timeout = timeout
         self._session = session or requests.Session()
+        self._session.proxies = requests.utils.get_environ_proxies(url)
+        self._session.trust_env = False  # see StripeGateway.from_settings
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventSender:

@@ -16,6 +16,7 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.scheduler import SCHEDULER_KEY_TEMPLATE, SCHEDULER_LOCKING_KEY_TEMPLATE
 from rq.serializers import JSONSerializer
+from rq.suspension import resume, suspend
 from rq.utils import utcparse
 
 from . import redis_keys
@@ -141,6 +142,13 @@ class Outbox:
             if silent < SCHEDULER_SILENT_SECONDS:
                 return False
         return bool(self._redis.eval(_DELETE_IF_OWNER, 1, lock_key, owner_name))
+
+    def pause_workers(self) -> None:
+        """RQ's suspend switch: every worker stops taking jobs until resume_workers()."""
+        suspend(self._redis)
+
+    def resume_workers(self) -> None:
+        resume(self._redis)
 
     def live_workers(self, hostname: str | None = None) -> int:
         """Workers with a current heartbeat on this queue (optionally only on one host)."""

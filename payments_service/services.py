@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redis import Redis
+from redis import BlockingConnectionPool, Redis
 
 from .checkout import CheckoutService
 from .metrics import StateCollector
@@ -50,11 +50,22 @@ class Services:
         return StateCollector(self.state)
 
 
+# Connections per process. Hundreds of gevent requests share them: one that finds all busy
+# waits for one (the default pool would fail it instead) for at most the socket timeout.
+REDIS_MAX_CONNECTIONS = 64
+
+
 def redis_client(settings: Settings, socket_timeout: float = 5) -> Redis:
     """Short timeouts: a Redis outage must become a 503 quickly, not a hung request."""
-    return Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=socket_timeout, health_check_interval=30
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=socket_timeout,
+        socket_connect_timeout=2,
+        socket_timeout=socket_timeout,
+        health_check_interval=30,
     )
+    return Redis(connection_pool=pool)
 
 
 def build(settings: Settings, redis: Redis | None = None) -> Services:

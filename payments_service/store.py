@@ -200,8 +200,12 @@ def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
+_FIELDS = tuple(f.name for f in dataclasses.fields(Payment))
+
+
 def encode(payment: Payment) -> str:
-    data: dict[str, Any] = dataclasses.asdict(payment)
+    # Not dataclasses.asdict: it deep-copies every field, on the webhook's hot path.
+    data: dict[str, Any] = {name: getattr(payment, name) for name in _FIELDS}
     data["duplicates"] = dict(payment.duplicates)
     return json.dumps(data, separators=(",", ":"))
 

@@ -91,6 +91,10 @@ class StripeGateway:
     def from_settings(cls, settings: Settings) -> StripeGateway:
         """A gateway whose HTTP pool is large enough for every concurrent request of a gevent worker."""
         session = requests.Session()
+        # requests re-reads proxy variables and ~/.netrc on every call when trust_env is on
+        # (0.75 ms per checkout); honour HTTPS_PROXY/NO_PROXY once, at start.
+        session.proxies = requests.utils.get_environ_proxies(settings.stripe_api_base)
+        session.trust_env = False
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=512)
         session.mount("https://", adapter)
         session.mount("http://", adapter)

@@ -4,39 +4,70 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Flask, Response, jsonify, request
 
 from .forms import decode
 from .stripe_state import SandboxError, StripeState
 
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-def create_sandbox_app(state: StripeState, latency_ms: int = 0) -> Flask:
-    """A WSGI app; `latency_ms` delays every API answer, as a distant Stripe would."""
-    app = Flask(__name__)
 
-    @app.route("/v1/<path:path>", methods=["GET", "POST", "DELETE"])
-    def api(path: str) -> Response:
+def create_sandbox_app(state: StripeState, latency_ms: int = 0) -> WsgiApp:
+    """A WSGI app; `latency_ms` delays every API answer, as a distant Stripe would.
+
+    Stripe's API routes are plain WSGI: a benchmark's stand-in must cost little CPU on the
+    machine it shares with the service. Pages and controls are an ordinary Flask app.
+    """
+    pages = _pages(state)
+
+    def api(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if latency_ms:
             time.sleep(latency_ms / 1000)
-        key = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        key = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ").strip()
         if not key.startswith(("sk_test_", "rk_test_")):
-            return _stripe_error(
-                SandboxError(
-                    401,
-                    "The sandbox accepts test keys (sk_test_...) only, never live ones.",
-                    type="invalid_request_error",
-                )
-            )
-        params = decode(list(request.args.items(multi=True)) + list(request.form.items(multi=True)))
-        status, body = state.request(
-            request.method, "/v1/" + path, params, request.headers.get("Idempotency-Key")
+            error = SandboxError(401, "The sandbox accepts test keys (sk_test_...) only, never live ones.")
+            return _json(start_response, error.status, _dumps(error.body()))
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length).decode() if length else ""
+        params = decode(parse_qsl(environ.get("QUERY_STRING", "")) + parse_qsl(body))
+        status, text = state.respond(
+            environ["REQUEST_METHOD"], environ["PATH_INFO"], params, environ.get("HTTP_IDEMPOTENCY_KEY")
         )
-        response = jsonify(body)
-        response.status_code = status
-        response.headers["Request-Id"] = "req_" + secrets.token_hex(7)
-        return response
+        return _json(start_response, status, text)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith("/v1/"):
+            return api(environ, start_response)
+        return pages(environ, start_response)
+
+    return app
+
+
+def _json(start_response: Callable[..., Any], status: int, text: str) -> Iterable[bytes]:
+    data = text.encode()
+    start_response(
+        f"{status} {'OK' if status == 200 else 'Error'}",
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(data))),
+            ("Request-Id", "req_" + secrets.token_hex(7)),
+        ],
+    )
+    return [data]
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(body)
+
+
+def _pages(state: StripeState) -> Flask:
+    app = Flask(__name__)
 
     @app.post("/_sandbox/sessions/<session_id>/<action>")
     def control(session_id: str, action: str) -> Response:

@@ -54,7 +54,7 @@ class StripeState:
         self.refunds: dict[str, Json] = {}
         self.events: list[Json] = []
         self._order: dict[str, int] = {}
-        self._idempotent: dict[str, tuple[str, int, Json]] = {}
+        self._idempotent: dict[str, tuple[str, int, str]] = {}
         self.listeners: list[Callable[[Json], None]] = []
 
     # --- the API: (method, path, params) -> (status, body) ---------------------------------
@@ -62,27 +62,37 @@ class StripeState:
     def request(
         self, method: str, path: str, params: Json, idempotency_key: str | None = None
     ) -> tuple[int, Json]:
-        """Answer one API request the way Stripe would."""
+        """Answer one API request the way Stripe would, as a dict."""
+        status, text = self.respond(method, path, params, idempotency_key)
+        body: Json = json.loads(text)
+        return status, body
+
+    def respond(
+        self, method: str, path: str, params: Json, idempotency_key: str | None = None
+    ) -> tuple[int, str]:
+        """Answer one API request the way Stripe would, as the JSON text it sends (made once)."""
         with self._lock:
+            fingerprint = ""
             if method == "POST" and idempotency_key:
                 fingerprint = hashlib.sha256(json.dumps([path, params], sort_keys=True).encode()).hexdigest()
                 seen = self._idempotent.get(idempotency_key)
                 if seen is not None:
                     if seen[0] != fingerprint:
-                        return 400, SandboxError(
+                        error = SandboxError(
                             400,
                             "Keys for idempotent requests can only be used with the same parameters they "
                             "were first used with.",
                             type="idempotency_error",
-                        ).body()
-                    return seen[1], copy.deepcopy(seen[2])
+                        )
+                        return 400, json.dumps(error.body())
+                    return seen[1], seen[2]
             try:
-                status, body = 200, self._route(method, path, params)
+                status, text = 200, json.dumps(self._route(method, path, params))
             except SandboxError as error:
-                status, body = error.status, error.body()
-            if method == "POST" and idempotency_key:
-                self._idempotent[idempotency_key] = (fingerprint, status, copy.deepcopy(body))
-            return status, body
+                status, text = error.status, json.dumps(error.body())
+            if fingerprint and idempotency_key:
+                self._idempotent[idempotency_key] = (fingerprint, status, text)
+            return status, text
 
     def _route(self, method: str, path: str, params: Json) -> Json:
         parts = path.strip("/").split("/")
@@ -294,9 +304,13 @@ class StripeState:
         intent["latest_charge"] = charge["id"]
 
     def _render_session(self, session: Json, expand_intent: bool) -> Json:
-        rendered = {k: copy.deepcopy(v) for k, v in session.items() if not k.startswith("_")}
-        if expand_intent and rendered["payment_intent"]:
-            rendered["payment_intent"] = copy.deepcopy(self.intents[rendered["payment_intent"]])
+        """A copy without the sandbox's own fields (nested dicts copied too: callers may change them)."""
+        rendered: Json = {
+            k: (dict(v) if isinstance(v, dict) else v) for k, v in session.items() if not k.startswith("_")
+        }
+        intent_id = session["payment_intent"]
+        if expand_intent and intent_id:
+            rendered["payment_intent"] = copy.deepcopy(self.intents[intent_id])
         return rendered
 
     def _store(self, table: dict[str, Json], obj: Json) -> None:

@@ -306,5 +306,5 @@ def test_stripe_unreachable_is_a_502_and_the_booking_is_not_left_locked(
     response = create(client, auth)
     assert response.status_code == 502
     assert services.redis.keys("*") == []
-    stripe.mocker.register_uri("POST", "https://stripe.test" + CREATE, json=stripe._respond)
+    stripe.mocker.register_uri("POST", "https://stripe.test" + CREATE, text=stripe._respond)
     assert create(client, auth).status_code == 201

@@ -77,7 +77,7 @@ def test_a_failing_refund_is_retried_by_stripe_and_still_happens_once(
     stripe.fail("POST", "/v1/refunds", 500, "Stripe is down")
     assert post_event(client, second).status_code == 502  # Stripe will send the event again
     assert queued_types(services) == ["payment.paid"]
-    stripe.mocker.register_uri("POST", f"{STRIPE_BASE}/v1/refunds", json=stripe._respond)
+    stripe.mocker.register_uri("POST", f"{STRIPE_BASE}/v1/refunds", text=stripe._respond)
     assert post_event(client, second).get_json()["outcome"] == "processed"
     assert len(stripe.state.refunds) == 1
     assert queued_types(services) == ["payment.paid", "payment.duplicate_refunded"]

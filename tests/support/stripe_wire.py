@@ -25,21 +25,22 @@ class StripeWire:
         self.latency = 0.0
         self._request_ids = 0
         mocker.register_uri(
-            requests_mock.ANY, re.compile(re.escape(STRIPE_BASE) + "/v1/.*"), json=self._respond
+            requests_mock.ANY, re.compile(re.escape(STRIPE_BASE) + "/v1/.*"), text=self._respond
         )
 
-    def _respond(self, request: Any, context: Any) -> dict[str, Any]:
+    def _respond(self, request: Any, context: Any) -> str:
         if self.latency:
             time.sleep(self.latency)
         url = urlsplit(request.url)
         params = decode(parse_qsl(url.query) + parse_qsl(request.text or ""))
-        status, body = self.state.request(
+        status, text = self.state.respond(
             request.method, url.path, params, request.headers.get("Idempotency-Key")
         )
         self._request_ids += 1
         context.status_code = status
         context.headers["Request-Id"] = f"req_test{self._request_ids}"
-        return body
+        context.headers["Content-Type"] = "application/json"
+        return text
 
     def calls(self, method: str, path: str) -> list[Any]:
         """Requests that crossed the wire to Stripe for one method and exact path."""

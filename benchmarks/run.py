@@ -1,0 +1,322 @@
+"""`make bench`: the real processes under load, against a Stripe stand-in that answers in 300 ms.
+
+Starts a private Redis, the Stripe sandbox (--latency-ms 300), `payments-service serve` with its
+production defaults, the worker, and a sink for events; drives them with wrk; prints each figure
+as a ratio of its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from benchmarks.support import BIN, free_port, private_redis, sandbox, wait_http
+from payments_service.payments import Payment, PaymentStatus
+from payments_service.sandbox.webhooks import signature_header
+from payments_service.services import build
+from payments_service.settings import Settings
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+TOKEN = "bench-token-0123456789abcdef"
+WEBHOOK_SECRET = "whsec_bench_secret"
+SIGNING_SECRET = "whsec_" + base64.b64encode(b"benchmark-signing-key-32-bytes!!").decode()
+STRIPE_LATENCY_MS = 300
+CHECKOUT_CONNECTIONS = 256
+WEBHOOK_CONNECTIONS = 64
+TARGETS = {
+    "checkout_rps": 0.9 * CHECKOUT_CONNECTIONS / (STRIPE_LATENCY_MS / 1000),  # 768 of the 853 limit
+    "checkout_p99_ms": 1000.0,
+    "webhook_rps": 2500.0,
+    "serve_rss_mb": 300.0,
+}
+
+
+def wrk(script: str, url: str, connections: int, seconds: int, env: dict[str, str]) -> dict[str, Any]:
+    threads = 2
+    result = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+            str(HERE / "wrk" / script),
+            url,
+        ],
+        env={**os.environ, **env, "WRK_LUA_DIR": str(HERE / "wrk"), "WRK_THREADS": str(threads)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(line for line in result.stdout.splitlines() if line.startswith("WRK_JSON "))
+    stats: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
+    stats["rps"] = stats["requests"] / (stats["duration_us"] / 1e6)
+    stats["errors"] = stats["status_errors"] + stats["socket_errors"] + stats["timeouts"]
+    return stats
+
+
+def cpu_seconds(pid: int, with_children: bool = True) -> float:
+    """User + system CPU of a process (and its direct children: gunicorn's workers)."""
+    pids = [pid]
+    if with_children:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    total = 0
+    for p in pids:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU used per process over one phase, to see who spends the two cores."""
+
+    def __init__(self, processes: dict[str, int]) -> None:
+        self.processes = processes
+        self.start = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        self.started = time.monotonic()
+
+    def shares(self) -> str:
+        wall = time.monotonic() - self.started
+        used = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.processes.items()}
+        return ", ".join(f"{name} {seconds / wall:.2f}" for name, seconds in used.items()) + " cores"
+
+
+def tree_memory_mb(pid: int) -> tuple[float, float]:
+    """RSS and PSS summed over a process and its children (PSS counts shared pages once)."""
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    pids += [int(c) for c in children]
+    rss = pss = 0
+    for p in pids:
+        for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss += int(line.split()[1])
+    return rss / 1024, pss / 1024
+
+
+def open_payments(settings: Settings, count: int) -> list[tuple[str, str]]:
+    """Open payments straight in the store (no Stripe needed): each gets its own session id."""
+    services = build(settings)
+    now = int(time.time())
+
+    def one(n: int) -> tuple[str, str]:
+        booking, session = f"wh_{n}", f"cs_test_bench_{n:08d}"
+        services.store.save(
+            Payment(
+                booking_id=booking,
+                status=PaymentStatus.PENDING,
+                amount=3750,
+                currency="usd",
+                description="Dune: Part Two, 2 seats",
+                session_id=session,
+                checkout_url=f"https://checkout.test/c/pay/{session}",
+                expires_at=now + 1800,
+                created_at=now,
+                updated_at=now,
+                sessions=(session,),
+            ),
+            None,
+        )
+        return booking, session
+
+    with ThreadPoolExecutor(8) as pool:
+        opened = list(pool.map(one, range(count)))
+    services.redis.connection_pool.disconnect()
+    return opened
+
+
+def signed_events(opened: list[tuple[str, str]], path: Path) -> None:
+    """checkout.session.completed for each payment, signed now (Stripe allows 5 minutes)."""
+    now = int(time.time())
+    with path.open("w") as out:
+        for n, (booking, session) in enumerate(opened):
+            event = {
+                "id": f"evt_bench_{n:08d}",
+                "object": "event",
+                "api_version": "2025-10-29.clover",
+                "created": now,
+                "livemode": False,
+                "pending_webhooks": 1,
+                "type": "checkout.session.completed",
+                "request": {"id": None, "idempotency_key": None},
+                "data": {
+                    "object": {
+                        "id": session,
+                        "object": "checkout.session",
+                        "amount_subtotal": 3750,
+                        "amount_total": 3750,
+                        "client_reference_id": booking,
+                        "created": now - 60,
+                        "currency": "usd",
+                        "customer_details": {"email": None, "name": None},
+                        "expires_at": now + 1740,
+                        "livemode": False,
+                        "metadata": {"booking_id": booking},
+                        "mode": "payment",
+                        "payment_intent": f"pi_bench_{n:08d}",
+                        "payment_status": "paid",
+                        "status": "complete",
+                        "success_url": "https://app.test/ok",
+                        "cancel_url": "https://app.test/back",
+                        "url": None,
+                    }
+                },
+            }
+            body = json.dumps(event)
+            out.write(f"{signature_header(body.encode(), WEBHOOK_SECRET, now)}\t{body}\n")
+
+
+class Stack:
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.log_dir / f"{name}.log").open("wb")
+        process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+        for process in self.processes:
+            process.wait(30)
+
+
+def run(seconds: int) -> dict[str, float]:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk (make bench does this)")
+    RESULTS.mkdir(exist_ok=True)
+    port, sink_port = free_port(), free_port()
+    api = f"http://127.0.0.1:{port}"
+    with private_redis() as redis, sandbox(STRIPE_LATENCY_MS) as stripe:
+        redis_url, stripe_url = redis.url, stripe.url
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "STRIPE_SECRET_KEY": "sk_test_bench",
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "STRIPE_API_BASE": stripe_url,
+            "REDIS_URL": redis_url,
+            "INTERNAL_API_TOKENS": TOKEN,
+            "BOOKING_EVENTS_URL": f"http://127.0.0.1:{sink_port}/events",
+            "EVENT_SIGNING_SECRET": SIGNING_SECRET,
+            "CHECKOUT_SUCCESS_URL": "https://app.test/ok",
+            "CHECKOUT_CANCEL_URL": "https://app.test/back",
+            "RECONCILE_INTERVAL": "0",
+            "PORT": str(port),
+        }
+        stack = Stack(env, RESULTS)
+        try:
+            stack.start("sink", [sys.executable, "-m", "benchmarks.sink", str(sink_port)])
+            serve = stack.start("serve", [str(BIN / "payments-service"), "serve"])
+            worker = stack.start("worker", [str(BIN / "payments-service"), "worker"])
+            wait_http(api + "/health")
+            load = {"BENCH_TOKEN": TOKEN}
+            wrk("checkout.lua", api, CHECKOUT_CONNECTIONS, 5, {**load, "BENCH_RUN": "warm"})
+            processes = {"serve": serve.pid, "worker": worker.pid, "stripe": stripe.pid, "redis": redis.pid}
+            meter = CpuMeter(processes)
+            checkout = wrk("checkout.lua", api, CHECKOUT_CONNECTIONS, seconds, {**load, "BENCH_RUN": "main"})
+            checkout_cpu = meter.shares()
+            rss, pss = tree_memory_mb(serve.pid)
+            settings = Settings.from_env(env)
+            opened = open_payments(settings, int(TARGETS["webhook_rps"] * seconds * 2.5))
+            events_file = RESULTS / "webhook-events.tsv"
+            signed_events(opened, events_file)
+            # Intake alone: the worker is suspended (RQ's own switch) so that deliveries do not
+            # compete for the same two cores; its drain rate is measured right after.
+            services = build(settings)
+            services.outbox.pause_workers()
+            meter = CpuMeter(processes)
+            webhook = wrk(
+                "webhook.lua", api, WEBHOOK_CONNECTIONS, seconds, {"BENCH_EVENTS": str(events_file)}
+            )
+            webhook_cpu = meter.shares()
+            if webhook["requests"] > len(opened):
+                raise SystemExit("the webhook run sent some events twice; raise the event count")
+            rss_after, pss_after = tree_memory_mb(serve.pid)
+            queued = services.outbox.counts()["pending"]
+            services.outbox.resume_workers()
+            started = time.monotonic()
+            while services.outbox.counts()["pending"] > 0 and time.monotonic() - started < 600:
+                time.sleep(0.5)
+            drain = queued / (time.monotonic() - started)
+            services.redis.connection_pool.disconnect()
+        finally:
+            stack.stop()
+    figures = {
+        "checkout_rps": checkout["rps"],
+        "checkout_p50_ms": checkout["p50_ms"],
+        "checkout_p99_ms": checkout["p99_ms"],
+        "checkout_errors": checkout["errors"],
+        "webhook_rps": webhook["rps"],
+        "webhook_p50_ms": webhook["p50_ms"],
+        "webhook_p99_ms": webhook["p99_ms"],
+        "webhook_errors": webhook["errors"],
+        "delivery_rps": drain,
+        "serve_rss_mb": max(rss, rss_after),
+        "serve_pss_mb": max(pss, pss_after),
+    }
+    print_table(figures)
+    print(f"CPU during checkout: {checkout_cpu}")
+    print(f"CPU during webhooks: {webhook_cpu}")
+    (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2))
+    return figures
+
+
+def print_table(f: dict[str, float]) -> None:
+    rows = [
+        (
+            "checkout, 256 callers, Stripe 300 ms",
+            f"{f['checkout_rps']:.0f} req/s",
+            f"p50 {f['checkout_p50_ms']:.0f} ms, p99 {f['checkout_p99_ms']:.0f} ms",
+            int(f["checkout_errors"]),
+            f"{f['checkout_rps'] / TARGETS['checkout_rps']:.2f} of {TARGETS['checkout_rps']:.0f}/s; "
+            f"p99 {TARGETS['checkout_p99_ms'] / max(f['checkout_p99_ms'], 1):.2f} of <1 s",
+        ),
+        (
+            "webhook intake, 64 senders",
+            f"{f['webhook_rps']:.0f} ev/s",
+            f"p50 {f['webhook_p50_ms']:.1f} ms, p99 {f['webhook_p99_ms']:.1f} ms",
+            int(f["webhook_errors"]),
+            f"{f['webhook_rps'] / TARGETS['webhook_rps']:.2f} of 2500/s",
+        ),
+        (
+            "serve memory (master + workers)",
+            f"RSS {f['serve_rss_mb']:.0f} MB",
+            f"PSS {f['serve_pss_mb']:.0f} MB",
+            0,
+            f"{TARGETS['serve_rss_mb'] / f['serve_rss_mb']:.2f} of <300 MB (ratio >= 1 meets it)",
+        ),
+    ]
+    print(f"{'scenario':<38} {'throughput':>12}  {'latency / detail':<30} {'errors':>6}  vs target")
+    for name, throughput, detail, errors, ratio in rows:
+        print(f"{name:<38} {throughput:>12}  {detail:<30} {errors:>6}  {ratio}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=20)
+    args = parser.parse_args()
+    run(args.seconds)
+
+
+if __name__ == "__main__":
+    main()
