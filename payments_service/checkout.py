@@ -45,9 +45,9 @@ class CheckoutService:
         reusable = self._reusable(self._store.get(req.booking_id), req)
         if reusable is not None:
             return reusable, False
-        with self._store.booking_lock(req.booking_id, LOCK_HOLD_SECONDS, LOCK_WAIT_SECONDS):
+        with self._store.claim(req.booking_id, LOCK_HOLD_SECONDS, LOCK_WAIT_SECONDS) as claim:
             for _ in range(SAVE_ATTEMPTS):
-                existing = self._store.get(req.booking_id)
+                existing = claim.payment
                 reusable = self._reusable(existing, req)
                 if reusable is not None:
                     return reusable, False
@@ -56,23 +56,25 @@ class CheckoutService:
                     and existing.status is PaymentStatus.PENDING
                     and self._retire(existing)
                 ):
-                    continue  # the old session completed meanwhile: decide again on the synced state
+                    claim.reread()  # the old session completed meanwhile: decide again on the synced state
+                    continue
                 payment = self._new_session(req, existing, success_url, cancel_url)
                 try:
-                    self._store.save(payment, existing.version if existing else None)
+                    claim.save(payment, existing.version if existing else None)
                     return payment, True
                 except VersionConflict:
                     # A webhook changed the payment while we talked to Stripe; nobody has this URL yet.
                     self._stripe.expire_session_quietly(payment.session_id)
+                    claim.reread()
         raise VersionConflict(req.booking_id)
 
     def cancel(self, booking_id: str) -> Payment:
         """Expire the open session at Stripe; 409 if Stripe says it already completed."""
-        payment = self._cancellable(booking_id)
+        payment = self._cancellable(booking_id, self._store.get(booking_id))
         if payment.status is not PaymentStatus.PENDING:
             return payment
-        with self._store.booking_lock(booking_id, LOCK_HOLD_SECONDS, LOCK_WAIT_SECONDS):
-            payment = self._cancellable(booking_id)
+        with self._store.claim(booking_id, LOCK_HOLD_SECONDS, LOCK_WAIT_SECONDS) as claim:
+            payment = self._cancellable(booking_id, claim.payment)
             if payment.status is not PaymentStatus.PENDING:
                 return payment
             session_id = payment.session_id
@@ -88,8 +90,7 @@ class CheckoutService:
 
             return self._store.apply(booking_id, decide, build_event).payment or payment
 
-    def _cancellable(self, booking_id: str) -> Payment:
-        payment = self._store.get(booking_id)
+    def _cancellable(self, booking_id: str, payment: Payment | None) -> Payment:
         if payment is None:
             raise NotFound(f"no payment for booking {booking_id}")
         if payment.status in LOCKED_IN:

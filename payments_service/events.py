@@ -5,13 +5,38 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 
 from .outbox import OutgoingEvent
-from .payments import Change
-from .schemas import PaymentSchema, Timestamp
+from .payments import Change, Payment, PaymentStatus
 
-_payment_schema = PaymentSchema()
-_timestamp = Timestamp()
+
+def iso(timestamp: int | None) -> str | None:
+    """Unix seconds as ISO 8601 UTC, the way the API shows them."""
+    return None if timestamp is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def payment_resource(payment: Payment) -> dict[str, object]:
+    """The payment resource for an event, built directly: a schema dump costs 7% of a webhook.
+
+    PaymentSchema documents the resource and serves API responses; a test holds both equal.
+    """
+    return {
+        "booking_id": payment.booking_id,
+        "status": payment.status.value,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "description": payment.description,
+        "checkout_url": payment.checkout_url if payment.status is PaymentStatus.PENDING else None,
+        "session_id": payment.session_id,
+        "payment_intent": payment.payment_intent,
+        "expires_at": iso(payment.expires_at),
+        "paid_at": iso(payment.paid_at),
+        "amount_refunded": payment.amount_refunded,
+        "version": payment.version,
+        "created_at": iso(payment.created_at),
+        "updated_at": iso(payment.updated_at),
+    }
 
 
 def event_id(booking_id: str, version: int) -> str:
@@ -23,14 +48,14 @@ def event_id(booking_id: str, version: int) -> str:
 def build_event(change: Change) -> OutgoingEvent:
     """The Standard Webhooks payload for a change: type, timestamp, the payment (and why)."""
     payment = change.payment
-    data = _payment_schema.dump(payment)
+    data = payment_resource(payment)
     if payment.reason:
         data["reason"] = payment.reason
     data.update(change.details)
     body = json.dumps(
         {
             "type": change.event_type,
-            "timestamp": _timestamp.serialize("t", {"t": payment.updated_at}),
+            "timestamp": iso(payment.updated_at),
             "data": data,
         },
         separators=(",", ":"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -21,6 +23,11 @@ from .payments import OPEN, Change, Decision, DuplicatePayment, Payment, Payment
 # Stripe retries a webhook for up to three days; its Events API keeps 30. Remember ids longer.
 STRIPE_EVENT_MARK_SECONDS = 35 * 86400
 MAX_TRANSACTION_ATTEMPTS = 50
+LOCK_POLL_SECONDS = 0.02
+# Deletes a lock only if we still hold it (it may have expired and been taken by another request).
+_RELEASE_IF_OWNER = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 
 
 class ApplyOutcome(StrEnum):
@@ -38,6 +45,27 @@ class ApplyResult:
     change: Change | None = None
     event: OutgoingEvent | None = None
     duplicate: DuplicatePayment | None = None
+
+
+class Claim:
+    """One request's hold on a booking: the payment as read under the lock, and a save that releases."""
+
+    def __init__(self, store: PaymentStore, booking_id: str, lock: tuple[str, str], payment: Payment | None):
+        self._store = store
+        self._booking_id = booking_id
+        self._lock = lock
+        self.payment = payment
+        self.released = False
+
+    def reread(self) -> Payment | None:
+        """Read the payment again (a webhook may have changed it while we talked to Stripe)."""
+        self.payment = self._store.get(self._booking_id)
+        return self.payment
+
+    def save(self, payment: Payment, expected_version: int | None) -> None:
+        self._store.save(payment, expected_version, release=self._lock)
+        self.released = True
+        self.payment = payment
 
 
 class VersionConflict(Exception):
@@ -68,11 +96,31 @@ class PaymentStore:
         raws = self._redis.mget([keys.payment(b) for b in booking_ids])
         return [decode(raw) if raw is not None else None for raw in raws]
 
-    def booking_lock(
-        self, booking_id: str, hold: float, wait: float
-    ) -> AbstractContextManager[Callable[[], None]]:
-        """Serialise the requests that talk to Stripe for one booking (open, cancel)."""
-        return self._lock(keys.booking_lock(booking_id), hold, wait)
+    @contextmanager
+    def claim(self, booking_id: str, hold: float, wait: float) -> Iterator[Claim]:
+        """Hold a booking while one request talks to Stripe about it (open, cancel).
+
+        Taking the lock and reading the payment share one round trip; Claim.save writes and
+        releases in another. Webhooks do not take the lock: saves still check the version.
+        """
+        lock_key, token = keys.booking_lock(booking_id), uuid.uuid4().hex
+        deadline = time.monotonic() + wait
+        while True:
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(lock_key, token, nx=True, px=int(hold * 1000))
+                pipe.get(keys.payment(booking_id))
+                acquired, raw = pipe.execute()
+            if acquired:
+                break
+            if time.monotonic() > deadline:
+                raise BookingBusy(booking_id)
+            time.sleep(LOCK_POLL_SECONDS)
+        held = Claim(self, booking_id, (lock_key, token), decode(raw) if raw is not None else None)
+        try:
+            yield held
+        finally:
+            if not held.released:
+                self._redis.eval(_RELEASE_IF_OWNER, 1, lock_key, token)
 
     def reconcile_lock(self, hold: float, wait: float) -> AbstractContextManager[Callable[[], None]]:
         """One reconciliation pass at a time, across every worker and `reconcile` command."""
@@ -92,18 +140,24 @@ class PaymentStore:
             except LockError:
                 pass  # held past `hold` seconds and expired; the next holder already moved on
 
-    def save(self, payment: Payment, expected_version: int | None) -> None:
-        """Write a payment if it is still at the version we read (None: must not exist)."""
+    def save(
+        self, payment: Payment, expected_version: int | None, release: tuple[str, str] | None = None
+    ) -> None:
+        """Write a payment if it is still at the version we read (None: must not exist).
+
+        `release` (lock key, token) frees a claim in the same transaction.
+        """
         key = keys.payment(payment.booking_id)
         with self._redis.pipeline() as pipe:
             try:
-                pipe.watch(key)  # type: ignore[no-untyped-call]
-                raw = pipe.get(key)
+                [raw] = _watch_and_read(pipe, [key])
                 previous = decode(raw) if raw is not None else None
                 if (previous.version if previous else None) != expected_version:
                     raise VersionConflict(payment.booking_id)
                 pipe.multi()
                 self._write(pipe, payment, previous)
+                if release is not None:
+                    pipe.eval(_RELEASE_IF_OWNER, 1, *release)
                 pipe.execute()
             except WatchError:
                 raise VersionConflict(payment.booking_id) from None
@@ -122,8 +176,7 @@ class PaymentStore:
         for _ in range(MAX_TRANSACTION_ATTEMPTS):
             with self._redis.pipeline() as pipe:
                 try:
-                    pipe.watch(*watched)  # type: ignore[no-untyped-call]
-                    values = pipe.mget(watched)
+                    values = _watch_and_read(pipe, watched)
                     if stripe_event_id and values[1] is not None:
                         return ApplyResult(ApplyOutcome.DUPLICATE_EVENT)
                     if values[0] is None:
@@ -194,6 +247,22 @@ class PaymentStore:
             pipe.zadd(keys.status_index(payment.status), {payment.booking_id: payment.updated_at})
         if payment.payment_intent and (previous is None or previous.payment_intent != payment.payment_intent):
             pipe.set(keys.intent(payment.payment_intent), payment.booking_id)
+
+
+def _watch_and_read(pipe: Pipeline, keys: list[str]) -> list[Any]:
+    """WATCH and MGET in one round trip (redis-py would send them one at a time).
+
+    Uses the pipeline's own connection, as its watch() does; `watching` is set first so that,
+    whatever fails, the pipeline's reset() unwatches and returns the connection to the pool.
+    """
+    connection = pipe.connection_pool.get_connection()
+    pipe.connection = connection
+    pipe.watching = True
+    packed = connection.pack_commands([("WATCH", *keys), ("MGET", *keys)])  # type: ignore[no-untyped-call]
+    connection.send_packed_command(packed)  # type: ignore[no-untyped-call]
+    pipe.parse_response(connection, "WATCH")  # type: ignore[no-untyped-call]
+    values: list[Any] = pipe.parse_response(connection, "MGET")  # type: ignore[no-untyped-call]
+    return values
 
 
 def _text(raw: Any) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
+from urllib.parse import quote
 
 import requests
 import stripe
@@ -20,7 +20,6 @@ from .settings import Settings
 from .stripe_objects import HANDLED_EVENT_TYPES, InvalidWebhook, StripeEvent, parse_event, session_fact
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 WEBHOOK_TOLERANCE_SECONDS = 300
 
@@ -80,6 +79,37 @@ class Refund:
     charge_amount_refunded: int | None
 
 
+class DirectSession(requests.Session):
+    """Prepares each request itself and sends it without following redirects.
+
+    Stripe's API needs none of what Session.request adds before send() (merging session
+    cookies, auth and environment settings), which costs ~0.1 ms of CPU per call.
+    """
+
+    def request(  # type: ignore[override]
+        self,
+        method: str,
+        url: str,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Any = None,
+        verify: Any = True,
+        proxies: Mapping[str, str] | None = None,
+        stream: bool = False,
+        **_: Any,
+    ) -> requests.Response:
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method=method, url=url, headers=headers, data=data)
+        return self.send(
+            prepared,
+            stream=stream,
+            timeout=timeout,
+            verify=verify,
+            proxies=dict(proxies or self.proxies),
+            allow_redirects=False,
+        )
+
+
 class StripeGateway:
     """Checkout Sessions, refunds and events through one configured StripeClient."""
 
@@ -90,7 +120,7 @@ class StripeGateway:
     @classmethod
     def from_settings(cls, settings: Settings) -> StripeGateway:
         """A gateway whose HTTP pool is large enough for every concurrent request of a gevent worker."""
-        session = requests.Session()
+        session = DirectSession()
         # requests re-reads proxy variables and ~/.netrc on every call when trust_env is on
         # (0.75 ms per checkout); honour HTTPS_PROXY/NO_PROXY once, at start.
         session.proxies = requests.utils.get_environ_proxies(settings.stripe_api_base)
@@ -130,30 +160,25 @@ class StripeGateway:
         }
         if req.customer_email:
             params["customer_email"] = req.customer_email
-        session = self._call(
-            "checkout.sessions.create",
-            lambda: self._client.v1.checkout.sessions.create(
-                params,  # type: ignore[arg-type]
-                {"idempotency_key": idempotency_key},
-            ),
+        session = self._request(
+            "checkout.sessions.create", "post", "/v1/checkout/sessions", params, idempotency_key
         )
-        return CheckoutSession(id=session.id, url=session.url or "", expires_at=session.expires_at)
+        return CheckoutSession(
+            id=session["id"], url=session.get("url") or "", expires_at=session["expires_at"]
+        )
 
     def retrieve_session(self, session_id: str) -> SessionFact:
         """Stripe's current word on a session, including whether a delayed payment settled."""
-        session = self._call(
-            "checkout.sessions.retrieve",
-            lambda: self._client.v1.checkout.sessions.retrieve(session_id, {"expand": ["payment_intent"]}),
+        path = f"/v1/checkout/sessions/{quote(session_id, safe='')}"
+        return session_fact(
+            self._request("checkout.sessions.retrieve", "get", path, {"expand": ["payment_intent"]})
         )
-        return session_fact(session.to_dict())
 
     def expire_session(self, session_id: str) -> SessionFact:
         """Expire an open session; if it is no longer open, say what it is instead."""
+        path = f"/v1/checkout/sessions/{quote(session_id, safe='')}/expire"
         try:
-            session = self._call(
-                "checkout.sessions.expire",
-                lambda: self._client.v1.checkout.sessions.expire(session_id),
-            )
+            return session_fact(self._request("checkout.sessions.expire", "post", path, {}))
         except StripeFailure as failure:
             # Stripe refuses to expire a session that completed or expired meanwhile: ask what it is.
             if failure.refused:
@@ -161,7 +186,6 @@ class StripeGateway:
                 if fact.outcome is not SessionOutcome.OPEN:
                     return fact
             raise
-        return session_fact(session.to_dict())
 
     def expire_session_quietly(self, session_id: str) -> None:
         """Best effort: if the session is paid anyway, that payment arrives as a duplicate and is refunded."""
@@ -188,13 +212,7 @@ class StripeGateway:
             params["amount"] = amount
         if reason:
             params["reason"] = reason
-        refund = self._call(
-            "refunds.create",
-            lambda: self._client.v1.refunds.create(
-                params,  # type: ignore[arg-type]
-                {"idempotency_key": idempotency_key},
-            ),
-        ).to_dict()
+        refund = self._request("refunds.create", "post", "/v1/refunds", params, idempotency_key)
         charge = refund.get("charge")
         total = charge.get("amount_refunded") if isinstance(charge, dict) else None
         return Refund(id=refund["id"], amount=refund["amount"], charge_amount_refunded=total)
@@ -210,11 +228,10 @@ class StripeGateway:
         }
         if starting_after:
             params["starting_after"] = starting_after
-        list_sessions = functools.partial(self._client.v1.checkout.sessions.list, params)  # type: ignore[arg-type]
-        page = self._call("checkout.sessions.list", list_sessions)
-        sessions = [s.to_dict() for s in page.data]
+        page = self._request("checkout.sessions.list", "get", "/v1/checkout/sessions", params)
+        sessions = page["data"]
         facts = [session_fact(s) for s in sessions]
-        return facts, (sessions[-1]["id"] if page.has_more and sessions else None)
+        return facts, (sessions[-1]["id"] if page.get("has_more") and sessions else None)
 
     def list_events(
         self, created_after: int, starting_after: str | None = None
@@ -227,11 +244,8 @@ class StripeGateway:
         }
         if starting_after:
             params["starting_after"] = starting_after
-        page = self._call(
-            "events.list",
-            functools.partial(self._client.v1.events.list, params),  # type: ignore[arg-type]
-        )
-        raw = [e.to_dict() for e in page.data]
+        page = self._request("events.list", "get", "/v1/events", params)
+        raw = page["data"]
         events = []
         for data in raw:
             try:
@@ -241,7 +255,7 @@ class StripeGateway:
                     "skipped an unreadable event from Stripe's list",
                     extra={"stripe_event_id": data.get("id")},
                 )
-        return events, (raw[-1]["id"] if page.has_more and raw else None)
+        return events, (raw[-1]["id"] if page.get("has_more") and raw else None)
 
     def verify_webhook(self, payload: bytes, signature_header: str | None) -> StripeEvent:
         """Check the signature against every configured secret, then read the event."""
@@ -273,15 +287,27 @@ class StripeGateway:
             raise InvalidWebhook("body is not JSON") from None
         return parse_event(data)
 
-    def _call(self, operation: str, fn: Callable[[], T]) -> T:
+    def _request(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """One API call through the StripeClient (auth, retries, idempotency, errors), as plain JSON.
+
+        raw_request skips building StripeObjects we would only turn back into dicts (0.3 ms a call).
+        """
+        if idempotency_key:
+            params = {**params, "idempotency_key": idempotency_key}
         started = time.perf_counter()
         outcome = "ok"
         try:
-            result = fn()
-            response = getattr(result, "last_response", None)
-            if response is not None:
-                logs.bind(stripe_request_id=response.request_id)
-            return result
+            response = self._client.raw_request(method, path, **params)
+            logs.bind(stripe_request_id=response.request_id)
+            data: dict[str, Any] = response.data
+            return data
         except stripe.StripeError as exc:
             outcome = type(exc).__name__
             error = exc.error

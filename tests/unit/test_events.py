@@ -34,3 +34,15 @@ def test_a_duplicate_refund_event_names_the_duplicate_and_the_refund() -> None:
     assert body["data"]["status"] == "paid"
     assert (body["data"]["duplicate_session_id"], body["data"]["refund_id"]) == ("cs_2", "re_9")
     assert body["data"]["reason"] == "duplicate_payment"
+
+
+def test_the_event_resource_is_exactly_what_the_schema_documents() -> None:
+    from payments_service.events import payment_resource
+    from payments_service.schemas import PaymentSchema
+
+    schema = PaymentSchema()
+    for status in PaymentStatus:
+        for fields in ({}, {"paid_at": NOW, "payment_intent": "pi_1", "amount_refunded": 5}):
+            payment = at(status, **fields)
+            assert payment_resource(payment) == schema.dump(payment), status
+    assert set(payment_resource(PENDING)) == set(schema.fields)
