@@ -29,10 +29,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     """
     from flask import Flask
 
-    from . import api, errors, http, ops, webhooks
+    from . import api, errors, http, ops
     from .openapi import PaymentsApi
     from .services import build
     from .settings import Settings
+    from .webhooks import StripeWebhookEndpoint
 
     settings = settings or Settings.from_env()
     services = services or build(settings)
@@ -48,8 +49,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions["payments"] = services
     spec = PaymentsApi(app)
     spec.register_blueprint(api.blp)
-    spec.register_blueprint(webhooks.blp)
     spec.register_blueprint(ops.blp)
     errors.register_error_handlers(app)
     http.install(app)
+    # Outermost first: ids, logs and metrics around everything; Stripe's webhooks before Flask.
+    app.wsgi_app = http.RequestMiddleware(StripeWebhookEndpoint(app.wsgi_app, services))  # type: ignore[method-assign]
     return app

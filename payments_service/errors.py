@@ -1,12 +1,14 @@
-"""The service's error types and the one handler that turns every error into problem+json."""
+"""The service's error types and the one mapping from any error to a problem+json answer."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Flask, Response
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
@@ -49,70 +51,86 @@ class InvalidRequest(ServiceError):
         self.errors = dict(errors)
 
 
-def problem(status: int, detail: str | None = None, type_: str = "about:blank", **extra: Any) -> Response:
-    """An RFC 9457 problem response."""
-    body: dict[str, Any] = {"type": type_, "title": HTTP_STATUS_CODES.get(status, "Error"), "status": status}
-    if detail:
-        body["detail"] = detail
-    body.update(extra)
-    return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+@dataclass(frozen=True)
+class Problem:
+    """An RFC 9457 problem: what every error looks like on the wire, whichever route raised it."""
+
+    status: int
+    detail: str | None = None
+    type: str = "about:blank"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def body(self) -> bytes:
+        data: dict[str, Any] = {
+            "type": self.type,
+            "title": HTTP_STATUS_CODES.get(self.status, "Error"),
+            "status": self.status,
+        }
+        if self.detail:
+            data["detail"] = self.detail
+        data.update(self.extra)
+        return json.dumps(data).encode()
+
+    def response(self) -> Response:
+        response = Response(self.body(), status=self.status, mimetype=PROBLEM_JSON)
+        response.headers.update(self.headers)
+        return response
+
+
+def problem_for(exc: Exception) -> Problem:
+    """The answer for an error raised by a use case or a dependency (not for HTTP-level errors)."""
+    if isinstance(exc, InvalidRequest):
+        return Problem(422, exc.detail, extra={"errors": exc.errors})
+    if isinstance(exc, ServiceError):
+        return Problem(exc.status, exc.detail, exc.type)
+    if isinstance(exc, StripeFailure):
+        detail = f"Stripe: {exc.message}" + (f" (request {exc.request_id})" if exc.request_id else "")
+        return Problem(
+            502, detail, "urn:payments-service:problem:stripe", extra={"stripe_request_id": exc.request_id}
+        )
+    if isinstance(exc, RedisError):
+        log.error("redis unavailable", extra={"error": type(exc).__name__})
+        detail = "state store unavailable; retry later"
+        return Problem(503, detail, "urn:payments-service:problem:redis", {"Retry-After": "5"})
+    if isinstance(exc, BookingBusy):
+        return Problem(
+            503,
+            "another request for this booking is still talking to Stripe; retry",
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, VersionConflict):
+        return Problem(
+            503, "the payment is changing under heavy contention; retry", headers={"Retry-After": "1"}
+        )
+    log.exception("unhandled error", exc_info=exc)
+    return Problem(500, InternalServerError.description)
+
+
+def problem_for_http(exc: HTTPException) -> Problem:
+    """werkzeug's and flask-smorest's errors (404, 405, 413, 401, 400/422 from webargs)."""
+    status = exc.code or 500
+    messages = (getattr(exc, "data", None) or {}).get("messages")
+    if status == 422 and messages:
+        return Problem(422, "the request has invalid fields", extra={"errors": flatten_errors(messages)})
+    if status == 400 and messages:
+        details = [m for ms in flatten_errors(messages).values() for m in ms]
+        return Problem(400, "; ".join(details) or exc.description)
+    original = exc.get_response().headers
+    kept = {h: original[h] for h in ("Allow", "WWW-Authenticate", "Retry-After") if h in original}
+    return Problem(status, exc.description, headers=kept)
 
 
 def register_error_handlers(app: Flask) -> None:
     """Every error, whatever raised it, leaves as problem+json."""
 
-    @app.errorhandler(HTTPException)
+    @app.errorhandler(HTTPException)  # replaces flask-smorest's own handler for these
     def _http(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        messages = (getattr(exc, "data", None) or {}).get("messages")
-        if status == 422 and messages:
-            return problem(422, "the request has invalid fields", errors=flatten_errors(messages))
-        if status == 400 and messages:
-            details = [m for ms in flatten_errors(messages).values() for m in ms]
-            return problem(400, "; ".join(details) or exc.description)
-        response = problem(status, exc.description)
-        original = exc.get_response().headers
-        for header in ("Allow", "WWW-Authenticate", "Retry-After"):
-            if header in original:
-                response.headers[header] = original[header]
-        return response
-
-    @app.errorhandler(ServiceError)
-    def _service(exc: ServiceError) -> Response:
-        if isinstance(exc, InvalidRequest):
-            return problem(422, exc.detail, errors=exc.errors)
-        return problem(exc.status, exc.detail, exc.type)
-
-    @app.errorhandler(StripeFailure)
-    def _stripe(exc: StripeFailure) -> Response:
-        detail = f"Stripe: {exc.message}"
-        if exc.request_id:
-            detail += f" (request {exc.request_id})"
-        return problem(502, detail, "urn:payments-service:problem:stripe", stripe_request_id=exc.request_id)
-
-    @app.errorhandler(RedisError)
-    def _redis(exc: RedisError) -> Response:
-        log.error("redis unavailable", extra={"error": type(exc).__name__})
-        response = problem(503, "state store unavailable; retry later", "urn:payments-service:problem:redis")
-        response.headers["Retry-After"] = "5"
-        return response
-
-    @app.errorhandler(BookingBusy)
-    def _busy(exc: BookingBusy) -> Response:
-        response = problem(503, "another request for this booking is still talking to Stripe; retry")
-        response.headers["Retry-After"] = "1"
-        return response
-
-    @app.errorhandler(VersionConflict)
-    def _conflict(exc: VersionConflict) -> Response:
-        response = problem(503, "the payment is changing under heavy contention; retry")
-        response.headers["Retry-After"] = "1"
-        return response
+        return problem_for_http(exc).response()
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error")
-        return problem(500, InternalServerError.description)
+    def _any(exc: Exception) -> Response:
+        return problem_for(exc).response()
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:

@@ -1,4 +1,4 @@
-"""Per-request plumbing: request ids, access log, metrics, and bearer-token checks."""
+"""Around every request (WSGI): request ids, the access log, metrics; and bearer-token checks."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, current_app, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
@@ -18,6 +19,8 @@ from .services import Services
 
 log = logging.getLogger("payments_service.access")
 
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+ROUTE = "payments.route"  # environ key: the route template, for metrics
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -27,34 +30,53 @@ def services() -> Services:
     return built
 
 
-def install(app: Flask) -> None:
-    """Give every response an X-Request-ID, a log line and a metrics sample."""
+class RequestMiddleware:
+    """Gives every response an X-Request-ID, one JSON log line and a metrics sample.
 
-    @app.before_request
-    def _start() -> None:
+    A WSGI middleware rather than Flask hooks, so that the webhook endpoint (which runs in front
+    of Flask) is logged and measured the same way.
+    """
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.perf_counter()
+        given = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         logs.clear()
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        g.started = time.perf_counter()
-        logs.bind(request_id=g.request_id)
+        logs.bind(request_id=request_id)
+        status: list[str] = []
 
-    @app.after_request
-    def _finish(response: Response) -> Response:
-        request_id = g.get("request_id") or uuid.uuid4().hex
-        response.headers["X-Request-ID"] = request_id
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.observe_request(request.method, route, response.status_code, elapsed)
+        def start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(code)
+            headers.append(("X-Request-ID", request_id))
+            return start_response(code, headers, exc_info)
+
+        body = self._app(environ, start)
+        code = int(status[0][:3]) if status else 500
+        elapsed = time.perf_counter() - started
+        method = environ.get("REQUEST_METHOD", "")
+        metrics.observe_request(method, environ.get(ROUTE, "unmatched"), code, elapsed)
         log.info(
             "request",
             extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
+                "method": method,
+                "path": environ.get("PATH_INFO", ""),
+                "status": code,
                 "duration_ms": round(elapsed * 1000, 2),
             },
         )
-        return response
+        return body
+
+
+def install(app: Flask) -> None:
+    """Label Flask's requests with their route template (for metrics by route)."""
+
+    @app.before_request
+    def _route() -> None:
+        rule = request.url_rule
+        request.environ[ROUTE] = rule.rule if rule is not None else "unmatched"
 
 
 def require_bearer_token(tokens: Sequence[str]) -> None:

@@ -8,9 +8,11 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
+from werkzeug.routing import Map, Rule
 
+from . import webhooks
 from .errors import PROBLEM_JSON
-from .schemas import PaymentEventSchema, ProblemSchema, Timestamp
+from .schemas import PaymentEventSchema, ProblemSchema, Timestamp, WebhookAckSchema
 
 
 class PaymentsApi(Api):  # type: ignore[misc]
@@ -29,6 +31,53 @@ class PaymentsApi(Api):  # type: ignore[misc]
         self.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
         self.spec.components.schema("PaymentEvent", schema=PaymentEventSchema)
         self.register_field(Timestamp, "string", "date-time")
+        self._document_webhook()
+
+    def _document_webhook(self) -> None:
+        """The webhook endpoint runs in front of Flask (webhooks.py), so it is described here."""
+        self.spec.components.schema("WebhookAck", schema=WebhookAckSchema)
+
+        def problem(name: str, description: str) -> dict[str, Any]:
+            return {"$ref": f"#/components/responses/{name}", "description": description}
+
+        rule = Rule(webhooks.PATH, endpoint="stripe_webhook")
+        Map([rule])  # compiles the rule, which the Flask plugin of apispec reads
+        self.spec.path(
+            rule=rule,
+            operations={
+                "post": {
+                    "tags": ["webhooks"],
+                    "summary": "Verify a Stripe event and apply it once",
+                    "security": [],
+                    "parameters": [
+                        {
+                            "in": "header",
+                            "name": "Stripe-Signature",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Received: processed, a duplicate, or ignored",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/WebhookAck"}}
+                            },
+                        },
+                        "400": problem("BAD_REQUEST", "Unsigned, badly signed, stale, or not an event"),
+                        "405": problem("METHOD_NOT_ALLOWED", "Only POST"),
+                        "409": problem("CONFLICT", "A refund for a payment not yet seen paid: send it again"),
+                        "413": problem("REQUEST_ENTITY_TOO_LARGE", "Over 1 MiB"),
+                        "502": problem("BAD_GATEWAY", "Stripe failed while refunding a duplicate payment"),
+                        "503": problem("SERVICE_UNAVAILABLE", "State not written: Stripe will retry"),
+                    },
+                }
+            },
+        )
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:
