@@ -23,8 +23,8 @@ run: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/payments-service worker
 
-## make test: lint, strict typing and the whole test suite (unit, integration, end-to-end)
-test: lint typecheck unit
+## make test: lint, strict typing, the whole test suite (unit, integration, end-to-end) and the OpenAPI fuzz
+test: lint typecheck unit fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check payments_service tests benchmarks

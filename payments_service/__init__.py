@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     spec = PaymentsApi(app)
     spec.register_blueprint(api.blp)
     spec.register_blueprint(ops.blp)
+    spec.finish()
     errors.register_error_handlers(app)
     http.install(app)
     # Outermost first: ids, logs and metrics around everything; Stripe's webhooks before Flask.

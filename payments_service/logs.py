@@ -32,7 +32,9 @@ def clear() -> None:
     _context.set({})
 
 
-class _ContextFilter(logging.Filter):
+class ContextFilter(logging.Filter):
+    """Copies the bound ids (request, booking, Stripe request, event) onto every record."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         for key, value in _context.get().items():
             if not hasattr(record, key):
@@ -59,7 +61,7 @@ def configure(level: str) -> None:
     """Configure the root logger once, before the app or worker starts."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(json_formatter())
-    handler.addFilter(_ContextFilter())
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -75,7 +77,7 @@ def gunicorn_logconfig(level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": _ContextFilter}},
+        "filters": {"context": {"()": ContextFilter}},
         "formatters": {"json": {"()": json_formatter}},
         "handlers": {
             "stderr": {

@@ -11,6 +11,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from redis.exceptions import RedisError
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DELIVERY_OUTCOMES = ("delivered", "failed", "dead")
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 HTTP_REQUESTS = Counter(
@@ -99,8 +100,8 @@ class StateCollector:
             "Delivery attempts to the booking service, by outcome",
             labels=["outcome"],
         )
-        for outcome, count in state["deliveries"].items():
-            deliveries.add_metric([outcome], count)
+        for outcome in DELIVERY_OUTCOMES:
+            deliveries.add_metric([outcome], state["deliveries"].get(outcome, 0))
         yield deliveries
         yield CounterMetricFamily(
             "payments_reconcile_changes",

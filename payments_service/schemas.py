@@ -8,7 +8,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from .money import AmountError, Currency
+from .money import MAX_AMOUNT, AmountError, Currency
 from .payments import Payment
 
 BOOKING_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -55,11 +55,17 @@ class CheckoutRequestSchema(Schema):
     )
     amount = fields.Integer(
         strict=True,
-        validate=validate.Range(min=1, error="must be greater than 0"),
+        validate=[
+            validate.Range(min=1, error="must be greater than 0"),
+            validate.Range(max=MAX_AMOUNT, error=f"must be at most {MAX_AMOUNT} minor units"),
+        ],
         metadata={"description": "Minor units (cents for usd); exactly one of amount or amount_major"},
     )
     amount_major = fields.String(
-        metadata={"description": 'Decimal string in major units, such as "37.50"', "example": "37.50"}
+        validate=validate.Regexp(
+            r"^[0-9]+(\.[0-9]+)?$", error='must be a plain decimal string such as "37.50"'
+        ),
+        metadata={"description": 'Decimal string in major units, such as "37.50"', "example": "37.50"},
     )
     currency = fields.String(
         load_default="usd",

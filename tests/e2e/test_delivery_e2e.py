@@ -5,36 +5,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
 from tests.conftest import EVENT_SECRET
-from tests.e2e.conftest import Stack, running_stack
 from tests.support.processes import wait_for
 from tests.support.redis_server import RedisServer
 from tests.support.signing import verify_standard_webhook
+from tests.support.stack import Stack, open_and_pay, running_stack, status
 
 pytestmark = pytest.mark.e2e
-
-
-def open_and_pay(stack: Stack, booking_id: str, webhook: bool = True) -> dict[str, Any]:
-    """A sibling service opens the checkout; the customer pays on the sandbox's page."""
-    created = stack.api(
-        "POST",
-        "/v1/payments",
-        json={"booking_id": booking_id, "amount": 3750, "description": "Dune, 2 seats"},
-    )
-    assert created.status_code == 201, created.text
-    payment: dict[str, Any] = created.json()
-    paid = stack.sandbox(f"/_sandbox/sessions/{payment['session_id']}/pay", webhook="1" if webhook else "0")
-    assert paid.ok, paid.text
-    return payment
-
-
-def status(stack: Stack, booking_id: str) -> str:
-    return str(stack.api("GET", f"/v1/payments/{booking_id}").json()["status"])
 
 
 def test_a_503_then_204_is_delivered_once_with_the_same_id(tmp_path: Path, redis_url: str) -> None:

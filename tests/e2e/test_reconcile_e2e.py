@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import running_stack
-from tests.e2e.test_delivery_e2e import open_and_pay, status
 from tests.support.processes import wait_for
+from tests.support.stack import open_and_pay, running_stack, status
 
 pytestmark = pytest.mark.e2e
 

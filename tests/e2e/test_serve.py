@@ -8,9 +8,9 @@ import time
 import pytest
 import requests
 
-from tests.e2e.conftest import Stack, base_env
 from tests.support.processes import BIN, PAYMENTS_SERVICE, ServiceProcess
 from tests.support.redis_server import free_port
+from tests.support.stack import Stack, base_env
 
 pytestmark = pytest.mark.e2e
 
