@@ -26,6 +26,7 @@ class Receiver:
         self.port = free_port()
         self.received: list[Received] = []
         self.script: list[int] = []
+        self.delay = 0.0  # seconds before answering: a slow booking service
         self.hang = threading.Event()  # set: hold requests until released
         self.release = threading.Event()
         self._lock = threading.Lock()
@@ -41,6 +42,7 @@ class Receiver:
                     receiver.release.wait(60)
                     self.close_connection = True  # a hung receiver never answers
                     return
+                time.sleep(receiver.delay)
                 with receiver._lock:
                     record.answered = receiver.script.pop(0) if receiver.script else 204
                 self.send_response(record.answered)

@@ -91,7 +91,9 @@ class Stack:
 
 
 @contextmanager
-def running_stack(tmp_path: Path, redis_url: str, **env_overrides: str) -> Iterator[Stack]:
+def running_stack(
+    tmp_path: Path, redis_url: str, stripe_latency_ms: int = 0, **env_overrides: str
+) -> Iterator[Stack]:
     """Sandbox + serve against a Redis, with a receiver; workers are started by the test."""
     with Receiver() as receiver:
         api_port, sandbox_port = free_port(), free_port()
@@ -108,6 +110,8 @@ def running_stack(tmp_path: Path, redis_url: str, **env_overrides: str) -> Itera
                 f"{stack.api_url}/webhooks/stripe",
                 "--webhook-secret",
                 WEBHOOK_SECRET,
+                "--latency-ms",
+                str(stripe_latency_ms),
             )
             serve = stack.start("serve", "serve")
             sandbox.wait_http(sandbox_url + "/_sandbox/health")

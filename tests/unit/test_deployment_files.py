@@ -1,0 +1,117 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine: structure, and that
+every command and variable in them exists in the project."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from payments_service.cli import main as cli
+from payments_service.settings import ConfigError, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+class RecordingEnv(dict[str, str]):
+    """An empty environment that remembers every name Settings asks for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def settings_variables() -> set[str]:
+    env = RecordingEnv()
+    with pytest.raises(ConfigError):
+        Settings.from_env(env)
+    return env.asked
+
+
+def test_redis_is_durable_and_never_evicts() -> None:
+    redis = COMPOSE["services"]["redis"]
+    command = " ".join(redis["command"])
+    for flag in ("--appendonly yes", "--appendfsync everysec", "--maxmemory-policy noeviction"):
+        assert flag in command
+    [volume] = redis["volumes"]
+    name, path = volume.split(":")
+    assert path == "/data" and name in COMPOSE["volumes"]
+    assert redis["healthcheck"]["test"][1:] == ["redis-cli", "ping"]
+
+
+def test_stripe_mock_stands_in_for_stripe() -> None:
+    assert COMPOSE["services"]["stripe-mock"]["image"].startswith("stripe/stripe-mock")
+
+
+@pytest.mark.parametrize("service", ["api", "worker"])
+def test_api_and_worker_run_commands_that_exist_with_healthchecks(service: str) -> None:
+    spec = COMPOSE["services"][service]
+    assert spec["build"] == "."
+    assert spec["depends_on"]["redis"]["condition"] == "service_healthy"
+    program, command, *options = spec["command"]
+    assert program == "payments-service" and command in cli.commands
+    assert "healthcheck" in spec and spec["stop_grace_period"]
+    test = spec["healthcheck"]["test"]
+    if test[1] == "payments-service":
+        health = cli.commands[test[2]]
+        assert {opt for p in health.params for opt in p.opts} >= set(test[3:])
+
+
+@pytest.mark.parametrize("service", ["api", "worker"])
+def test_every_variable_in_compose_is_one_the_service_reads(service: str) -> None:
+    names = set(COMPOSE["services"][service]["environment"])
+    known = settings_variables()
+    assert names <= known, names - known
+    required = {
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "INTERNAL_API_TOKENS",
+        "BOOKING_EVENTS_URL",
+        "EVENT_SIGNING_SECRET",
+    }
+    assert required <= names
+
+
+def test_the_compose_defaults_are_a_valid_configuration() -> None:
+    env = dict(COMPOSE["services"]["api"]["environment"])
+    resolved = {k: _default_of(str(v)) for k, v in env.items()}
+    settings = Settings.from_env(resolved)
+    assert settings.redis_url == "redis://redis:6379/0"
+
+
+def _default_of(value: str) -> str:
+    """`${NAME:-default}` as compose resolves it with NAME unset."""
+    if value.startswith("${") and ":-" in value:
+        return value[value.index(":-") + 2 : -1]
+    return value
+
+
+def instructions(dockerfile: str) -> list[str]:
+    """Dockerfile instructions, with backslash-continued lines joined."""
+    joined = dockerfile.replace("\\\n", " ")
+    return [
+        line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def test_the_image_runs_as_a_non_root_user_with_a_healthcheck() -> None:
+    lines = instructions(DOCKERFILE)
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    assert any(line.startswith("HEALTHCHECK") for line in lines)
+    cmd = next(line for line in lines if line.startswith("CMD "))
+    assert "payments-service" in cmd and "serve" in cmd
+    for line in lines:
+        if line.startswith("COPY") and "--from" not in line:
+            *sources, _ = shlex.split(line)[1:]
+            for source in sources:
+                assert (ROOT / source).exists(), source
