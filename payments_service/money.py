@@ -16,6 +16,9 @@ WHOLE_UNITS_ONLY = frozenset({"isk"})
 # Stripe's largest charge is eight digits in minor units for most currencies.
 MAX_AMOUNT = 99_999_999
 
+# Symbols people expect to see; every other currency is shown with its code.
+SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "inr": "₹", "krw": "₩"}
+
 _MAJOR_AMOUNT = re.compile(r"(?P<whole>\d+)(?:\.(?P<fraction>\d+))?")
 _CURRENCY = re.compile(r"[a-z]{3}")
 
@@ -77,3 +80,11 @@ class Currency:
         if self.exponent == 0:
             return str(minor)
         return str(Decimal(minor).scaleb(-self.exponent).quantize(Decimal(1).scaleb(-self.exponent)))
+
+    def display(self, minor: int) -> str:
+        """For people: '$37.50', '¥4,200', 'KWD 5.120', 'ISK 1,500' (whole kronur only)."""
+        places = 0 if self.step == 100 else self.exponent
+        major = Decimal(minor).scaleb(-self.exponent)
+        number = f"{major:,.{places}f}"
+        symbol = SYMBOLS.get(self.code)
+        return f"{symbol}{number}" if symbol else f"{self.code.upper()} {number}"

@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
 
+from ..money import Currency
 from .forms import decode
 from .stripe_state import SandboxError, StripeState
 
@@ -69,6 +70,43 @@ def _dumps(body: dict[str, Any]) -> str:
 def _pages(state: StripeState) -> Flask:
     app = Flask(__name__)
 
+    @app.get("/c/pay/<session_id>")
+    def checkout(session_id: str) -> Any:
+        """The hosted payment page a session's url points at."""
+        try:
+            session = state.session(session_id)
+        except SandboxError:
+            return Response("No such checkout session.", status=404, mimetype="text/plain")
+        return render_template(
+            "checkout.html",
+            session_id=session_id,
+            status=session["status"],
+            intent_status=state.intent_status(session_id),
+            product=state.product_name(session_id),
+            amount=Currency.of(session["currency"]).display(session["amount_total"]),
+            booking=session.get("client_reference_id"),
+            cancel_url=session["cancel_url"],
+            success_url=_success_url(session),
+        )
+
+    @app.post("/c/pay/<session_id>/pay")
+    def pay(session_id: str) -> Any:
+        """Like Stripe: complete the session, send the webhook, send the customer to success_url."""
+        try:
+            session = state.pay(session_id, delayed=request.args.get("delayed") == "1")
+        except SandboxError:
+            return redirect(url_for("checkout", session_id=session_id), code=303)
+        return redirect(_success_url(session), code=303)
+
+    @app.post("/c/pay/<session_id>/settle")
+    def settle(session_id: str) -> Any:
+        """Decide a delayed payment (a bank would)."""
+        try:
+            state.settle(session_id, request.args.get("outcome") != "failed")
+        except SandboxError:
+            pass
+        return redirect(url_for("checkout", session_id=session_id), code=303)
+
     @app.post("/_sandbox/sessions/<session_id>/<action>")
     def control(session_id: str, action: str) -> Response:
         """Test and demo controls; `webhook=0` changes the state without telling the service."""
@@ -99,6 +137,11 @@ def _pages(state: StripeState) -> Flask:
         return {"status": "ok", "sessions": len(state.sessions), "events": len(state.events)}
 
     return app
+
+
+def _success_url(session: dict[str, Any]) -> str:
+    """Stripe fills in the literal {CHECKOUT_SESSION_ID} in success_url."""
+    return str(session["success_url"]).replace("{CHECKOUT_SESSION_ID}", session["id"])
 
 
 def _stripe_error(error: SandboxError) -> Response:

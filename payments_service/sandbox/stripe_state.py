@@ -262,6 +262,16 @@ class StripeState:
 
     # --- helpers ------------------------------------------------------------------------------
 
+    def intent_status(self, session_id: str) -> str | None:
+        """The status of the session's payment intent, if it has one (for the hosted page)."""
+        with self._lock:
+            intent = self.intents.get(self._session(session_id).get("payment_intent") or "")
+            return str(intent["status"]) if intent else None
+
+    def product_name(self, session_id: str) -> str:
+        with self._lock:
+            return str(self._session(session_id)["_product_name"])
+
     def session(self, session_id: str) -> Json:
         """A public copy of a session (for the hosted page and tests)."""
         with self._lock:

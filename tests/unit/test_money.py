@@ -71,3 +71,18 @@ def test_formatting_shows_the_currency_decimals() -> None:
     assert Currency.of("usd").format(3750) == "37.50"
     assert Currency.of("jpy").format(500) == "500"
     assert Currency.of("kwd").format(5120) == "5.120"
+
+
+@pytest.mark.parametrize(
+    ("currency", "minor", "shown"),
+    [
+        ("usd", 3750, "$37.50"),
+        ("usd", 123456789, "$1,234,567.89"),
+        ("jpy", 4200, "¥4,200"),
+        ("kwd", 5120, "KWD 5.120"),
+        ("isk", 150000, "ISK 1,500"),
+        ("chf", 990, "CHF 9.90"),
+    ],
+)
+def test_amounts_are_displayed_as_people_read_them(currency: str, minor: int, shown: str) -> None:
+    assert Currency.of(currency).display(minor) == shown
