@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-import requests
+
+from payments_service.devstack import answers
 
 BIN = Path(sys.executable).parent
 
@@ -31,14 +32,8 @@ def free_port() -> int:
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code < 500:
-                return
-        except requests.RequestException:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer")
+    if not answers(url, timeout):
+        raise RuntimeError(f"{url} did not answer")
 
 
 @contextmanager

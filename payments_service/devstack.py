@@ -36,6 +36,18 @@ def _port(preferred: int) -> int:
         return int(sock.getsockname()[1])
 
 
+def answers(url: str, timeout: float = 30) -> bool:
+    """Poll until the URL answers with anything but a 5xx, or the time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return True
+        except requests.RequestException:
+            time.sleep(0.05)
+    return False
+
+
 class DevStack:
     """Child processes in their own sessions; Ctrl-C or SIGTERM stops them all."""
 
@@ -54,14 +66,8 @@ class DevStack:
         self.children.append((name, process))
 
     def wait_http(self, name: str, url: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url, timeout=1).status_code < 500:
-                    return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError(f"{name} did not come up at {url}; see {self.logs}/{name}.log")
+        if not answers(url, timeout):
+            raise RuntimeError(f"{name} did not come up at {url}; see {self.logs}/{name}.log")
 
     def run_until_stopped(self) -> int:
         stop = False

@@ -1,12 +1,8 @@
 -- POST /v1/payments, a new booking every request (as a flash sale's many customers).
 package.path = package.path .. ";" .. os.getenv("WRK_LUA_DIR") .. "/?.lua"
-local report = require("report")
+local common = require("common")
 
-local thread_count = 0
-function setup(thread)
-  thread:set("tid", thread_count)
-  thread_count = thread_count + 1
-end
+setup = common.setup
 
 local counter = 0
 local token = os.getenv("BENCH_TOKEN")
@@ -21,4 +17,4 @@ function request()
     {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}, body)
 end
 
-done = report.done
+done = common.done

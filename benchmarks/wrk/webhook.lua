@@ -1,12 +1,8 @@
 -- POST /webhooks/stripe: pre-signed checkout.session.completed events, each for its own open payment.
 package.path = package.path .. ";" .. os.getenv("WRK_LUA_DIR") .. "/?.lua"
-local report = require("report")
+local common = require("common")
 
-local thread_count = 0
-function setup(thread)
-  thread:set("tid", thread_count)
-  thread_count = thread_count + 1
-end
+setup = common.setup
 
 local events = nil
 local next_event = 0
@@ -33,4 +29,4 @@ function request()
     {["Content-Type"] = "application/json", ["Stripe-Signature"] = event[1]}, event[2])
 end
 
-done = report.done
+done = common.done

@@ -62,6 +62,14 @@ def wait_until_due(services: Services, timeout: float = 5.0) -> None:
     raise TimeoutError("no retry became due")
 
 
+def walk_the_schedule(services: Services) -> None:
+    """The first attempt, then each retry of the two-step schedule as it falls due."""
+    run_worker(services)
+    for _ in range(2):
+        wait_until_due(services)
+        run_worker(services)
+
+
 def test_a_paid_booking_is_announced_signed_per_standard_webhooks(
     client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
 ) -> None:
@@ -148,10 +156,7 @@ def test_an_event_past_its_schedule_is_dead_until_replayed(
 ) -> None:
     stripe.mocker.post(BOOKING_EVENTS_URL, status_code=500)
     pay(fast_client, auth, stripe)
-    run_worker(fast_retries)
-    for _ in range(2):
-        wait_until_due(fast_retries)
-        run_worker(fast_retries)
+    walk_the_schedule(fast_retries)
     assert len(deliveries(stripe)) == 3  # the first attempt and one per delay in the schedule
     [dead] = fast_retries.outbox.events(dead_only=True)
     assert (dead.state, dead.attempts, dead.last_error) == ("dead", 3, "booking service answered HTTP 500")
@@ -172,10 +177,7 @@ def test_replay_all_dead_and_unknown_ids(
     stripe.mocker.post(BOOKING_EVENTS_URL, status_code=500)
     for booking_id in ("bk_a", "bk_b"):
         pay(fast_client, auth, stripe, booking_id)
-    run_worker(fast_retries)
-    for _ in range(2):
-        wait_until_due(fast_retries)
-        run_worker(fast_retries)
+    walk_the_schedule(fast_retries)
     dead = {e.id for e in fast_retries.outbox.events(dead_only=True)}
     assert len(dead) == 2
     assert fast_retries.outbox.unknown(["msg_nope", *dead]) == ["msg_nope"]

@@ -1,7 +1,13 @@
--- Shared by the scenarios: print one JSON line wrk's summary can be read from.
-local report = {}
+-- Shared by the scenarios: a number per wrk thread, and one JSON line with wrk's summary.
+local common = {}
 
-function report.done(summary, latency, requests)
+local thread_count = 0
+function common.setup(thread)
+  thread:set("tid", thread_count)
+  thread_count = thread_count + 1
+end
+
+function common.done(summary, latency, requests)
   local errors = summary.errors
   io.write(string.format(
     'WRK_JSON {"requests": %d, "duration_us": %d, "status_errors": %d, "socket_errors": %d, ' ..
@@ -11,4 +17,4 @@ function report.done(summary, latency, requests)
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
 end
 
-return report
+return common
