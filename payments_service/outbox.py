@@ -92,10 +92,6 @@ class Outbox:
         self._finished = FinishedJobRegistry(queue=self.queue)
         self._failed = FailedJobRegistry(queue=self.queue)
 
-    @property
-    def job_timeout(self) -> int:
-        return self._job_timeout
-
     def enqueue(self, pipe: Pipeline, event: OutgoingEvent) -> None:
         """Buffer the delivery job on a pipeline already in MULTI; it exists only if EXEC succeeds."""
         self.queue.enqueue_call(

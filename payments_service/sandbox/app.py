@@ -12,6 +12,7 @@ from flask import Flask, Response, jsonify, redirect, render_template, request, 
 
 from ..money import Currency
 from .forms import decode
+from .stripe_api import StripeApi
 from .stripe_state import SandboxError, StripeState
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -24,6 +25,7 @@ def create_sandbox_app(state: StripeState, latency_ms: int = 0) -> WsgiApp:
     machine it shares with the service. Pages and controls are an ordinary Flask app.
     """
     pages = _pages(state)
+    stripe_api = StripeApi(state)
 
     def api(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if latency_ms:
@@ -35,7 +37,7 @@ def create_sandbox_app(state: StripeState, latency_ms: int = 0) -> WsgiApp:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length).decode() if length else ""
         params = decode(parse_qsl(environ.get("QUERY_STRING", "")) + parse_qsl(body))
-        status, text = state.respond(
+        status, text = stripe_api.respond(
             environ["REQUEST_METHOD"], environ["PATH_INFO"], params, environ.get("HTTP_IDEMPOTENCY_KEY")
         )
         return _json(start_response, status, text)

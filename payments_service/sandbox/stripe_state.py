@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import secrets
 import threading
 import time
@@ -54,65 +52,9 @@ class StripeState:
         self.refunds: dict[str, Json] = {}
         self.events: list[Json] = []
         self._order: dict[str, int] = {}
-        self._idempotent: dict[str, tuple[str, int, str]] = {}
         self.listeners: list[Callable[[Json], None]] = []
 
-    # --- the API: (method, path, params) -> (status, body) ---------------------------------
-
-    def request(
-        self, method: str, path: str, params: Json, idempotency_key: str | None = None
-    ) -> tuple[int, Json]:
-        """Answer one API request the way Stripe would, as a dict."""
-        status, text = self.respond(method, path, params, idempotency_key)
-        body: Json = json.loads(text)
-        return status, body
-
-    def respond(
-        self, method: str, path: str, params: Json, idempotency_key: str | None = None
-    ) -> tuple[int, str]:
-        """Answer one API request the way Stripe would, as the JSON text it sends (made once)."""
-        with self._lock:
-            fingerprint = ""
-            if method == "POST" and idempotency_key:
-                fingerprint = hashlib.sha256(json.dumps([path, params], sort_keys=True).encode()).hexdigest()
-                seen = self._idempotent.get(idempotency_key)
-                if seen is not None:
-                    if seen[0] != fingerprint:
-                        error = SandboxError(
-                            400,
-                            "Keys for idempotent requests can only be used with the same parameters they "
-                            "were first used with.",
-                            type="idempotency_error",
-                        )
-                        return 400, json.dumps(error.body())
-                    return seen[1], seen[2]
-            try:
-                status, text = 200, json.dumps(self._route(method, path, params))
-            except SandboxError as error:
-                status, text = error.status, json.dumps(error.body())
-            if fingerprint and idempotency_key:
-                self._idempotent[idempotency_key] = (fingerprint, status, text)
-            return status, text
-
-    def _route(self, method: str, path: str, params: Json) -> Json:
-        parts = path.strip("/").split("/")
-        expand = _expand(params)
-        match method, parts:
-            case "POST", ["v1", "checkout", "sessions"]:
-                return self.create_session(params)
-            case "GET", ["v1", "checkout", "sessions"]:
-                return self._list(
-                    self.sessions, params, "/v1/checkout/sessions", "data.payment_intent" in expand
-                )
-            case "GET", ["v1", "checkout", "sessions", session_id]:
-                return self._render_session(self._session(session_id), "payment_intent" in expand)
-            case "POST", ["v1", "checkout", "sessions", session_id, "expire"]:
-                return self.expire(session_id)
-            case "POST", ["v1", "refunds"]:
-                return self.create_refund(params, "charge" in expand)
-            case "GET", ["v1", "events"]:
-                return self._list_events(params)
-        raise SandboxError(404, f"Unrecognized request URL ({method}: {path}).")
+    # --- life cycle -------------------------------------------------------------------------
 
     def create_session(self, params: Json) -> Json:
         now = int(time.time())
@@ -123,15 +65,15 @@ class StripeState:
             raise SandboxError(400, "Provide exactly one line item.", param="line_items")
         price = items[0].get("price_data") or {}
         currency = str(price.get("currency", "")).lower()
-        amount = _int(price.get("unit_amount"), "line_items[0][price_data][unit_amount]")
-        quantity = _int(items[0].get("quantity", "1"), "line_items[0][quantity]")
+        amount = integer_param(price.get("unit_amount"), "line_items[0][price_data][unit_amount]")
+        quantity = integer_param(items[0].get("quantity", "1"), "line_items[0][quantity]")
         if len(currency) != 3 or not currency.isalpha():
             raise SandboxError(
                 400, f"Invalid currency: {currency}.", param="line_items[0][price_data][currency]"
             )
         if amount < 1 or amount > 99_999_999:
             raise SandboxError(400, "Invalid unit_amount.", code="amount_too_large", param="unit_amount")
-        expires_at = _int(params.get("expires_at", now + 86400), "expires_at")
+        expires_at = integer_param(params.get("expires_at", now + 86400), "expires_at")
         if not now + 1800 <= expires_at <= now + 86400:
             raise SandboxError(
                 400,
@@ -166,9 +108,9 @@ class StripeState:
             "_intent_metadata": dict((params.get("payment_intent_data") or {}).get("metadata") or {}),
         }
         self._store(self.sessions, session)
-        return self._render_session(session, False)
+        return self.render(session, False)
 
-    def expire(self, session_id: str, by_timeout: bool = False) -> Json:
+    def expire(self, session_id: str) -> Json:
         with self._lock:
             session = self._session(session_id)
             if session["status"] != "open":
@@ -178,8 +120,8 @@ class StripeState:
                     f"not `{session['status']}`.",
                 )
             session.update(status="expired", url=None)
-            self._emit("checkout.session.expired", self._render_session(session, False))
-            return self._render_session(session, False)
+            self._emit("checkout.session.expired", self.render(session, False))
+            return self.render(session, False)
 
     def pay(self, session_id: str, delayed: bool = False, notify: bool = True) -> Json:
         """The customer pays on the hosted page: by card, or by a delayed method that settles later."""
@@ -203,8 +145,8 @@ class StripeState:
             if not delayed:
                 self._charge(intent)
                 session["payment_status"] = "paid"
-            self._emit("checkout.session.completed", self._render_session(session, False), notify)
-            return self._render_session(session, False)
+            self._emit("checkout.session.completed", self.render(session, False), notify)
+            return self.render(session, False)
 
     def settle(self, session_id: str, succeed: bool, notify: bool = True) -> Json:
         """A delayed payment method succeeds or fails."""
@@ -221,14 +163,14 @@ class StripeState:
             else:
                 intent["status"] = "requires_payment_method"
                 event_type = "checkout.session.async_payment_failed"
-            self._emit(event_type, self._render_session(session, False), notify)
-            return self._render_session(session, False)
+            self._emit(event_type, self.render(session, False), notify)
+            return self.render(session, False)
 
     def create_refund(self, params: Json, expand_charge: bool = False, notify: bool = True) -> Json:
         with self._lock:
             charge = self._refundable_charge(params)
             remaining = charge["amount"] - charge["amount_refunded"]
-            amount = _int(params.get("amount", remaining), "amount")
+            amount = integer_param(params.get("amount", remaining), "amount")
             if amount < 1 or amount > remaining:
                 raise SandboxError(
                     400,
@@ -274,8 +216,11 @@ class StripeState:
 
     def session(self, session_id: str) -> Json:
         """A public copy of a session (for the hosted page and tests)."""
+        return self.retrieve_session(session_id)
+
+    def retrieve_session(self, session_id: str, expand_intent: bool = False) -> Json:
         with self._lock:
-            return self._render_session(self._session(session_id), False)
+            return self.render(self._session(session_id), expand_intent)
 
     def _session(self, session_id: str) -> Json:
         session = self.sessions.get(session_id)
@@ -313,7 +258,7 @@ class StripeState:
         self._store(self.charges, charge)
         intent["latest_charge"] = charge["id"]
 
-    def _render_session(self, session: Json, expand_intent: bool) -> Json:
+    def render(self, session: Json, expand_intent: bool = False) -> Json:
         """A copy without the sandbox's own fields (nested dicts copied too: callers may change them)."""
         rendered: Json = {
             k: (dict(v) if isinstance(v, dict) else v) for k, v in session.items() if not k.startswith("_")
@@ -322,6 +267,10 @@ class StripeState:
         if expand_intent and intent_id:
             rendered["payment_intent"] = copy.deepcopy(self.intents[intent_id])
         return rendered
+
+    def sequence(self, object_id: str) -> int:
+        """Creation order, to sort objects created in the same second as Stripe does."""
+        return self._order[object_id]
 
     def _store(self, table: dict[str, Json], obj: Json) -> None:
         self._seq += 1
@@ -347,57 +296,12 @@ class StripeState:
             for listener in self.listeners:
                 listener(copy.deepcopy(event))
 
-    def _list(self, table: dict[str, Json], params: Json, url: str, expand_intent: bool = False) -> Json:
-        return self._page(list(table.values()), params, url, lambda s: self._render_session(s, expand_intent))
 
-    def _list_events(self, params: Json) -> Json:
-        types = params.get("types") or ([params["type"]] if params.get("type") else None)
-        rows = [e for e in self.events if types is None or e["type"] in types]
-        return self._page(rows, params, "/v1/events", copy.deepcopy)
-
-    def _page(self, rows: list[Json], params: Json, url: str, render: Callable[[Json], Json]) -> Json:
-        """Filter, order newest first, cut one page, and only then copy what is returned."""
-        created = params.get("created")
-        if isinstance(created, dict):
-            bounds = {op: _int(v, f"created[{op}]") for op, v in created.items()}
-            rows = [r for r in rows if _within(r["created"], bounds)]
-        elif created is not None:
-            rows = [r for r in rows if r["created"] == _int(created, "created")]
-        if params.get("status"):
-            rows = [r for r in rows if r.get("status") == params["status"]]
-        rows.sort(key=lambda r: (r["created"], self._order[r["id"]]), reverse=True)
-        after = params.get("starting_after")
-        if after:
-            ids = [r["id"] for r in rows]
-            if after not in ids:
-                raise SandboxError(400, f"No such object: '{after}'", param="starting_after")
-            rows = rows[ids.index(after) + 1 :]
-        limit = _int(params.get("limit", 10), "limit")
-        if not 1 <= limit <= 100:
-            raise SandboxError(400, "Invalid limit: must be between 1 and 100.", param="limit")
-        page = [render(r) for r in rows[:limit]]
-        return {"object": "list", "data": page, "has_more": len(rows) > limit, "url": url}
-
-
-def _expand(params: Json) -> list[str]:
-    expand = params.get("expand") or []
-    return list(expand) if isinstance(expand, list) else [str(expand)]
-
-
-def _int(value: Any, param: str) -> int:
+def integer_param(value: Any, param: str) -> int:
+    """A form value as Stripe reads an integer parameter, or Stripe's error."""
     try:
         return int(value)
     except (TypeError, ValueError):
         raise SandboxError(
             400, f"Invalid integer: {value}", code="parameter_invalid_integer", param=param
         ) from None
-
-
-def _within(value: int, bounds: dict[str, int]) -> bool:
-    checks = {
-        "gt": value > bounds.get("gt", value - 1),
-        "gte": value >= bounds.get("gte", value),
-        "lt": value < bounds.get("lt", value + 1),
-        "lte": value <= bounds.get("lte", value),
-    }
-    return all(checks[op] for op in bounds if op in checks)

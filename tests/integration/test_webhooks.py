@@ -197,7 +197,7 @@ def test_an_event_for_a_session_we_did_not_open_for_that_booking_changes_nothing
 ) -> None:
     open_payment(client, auth)
     # Somebody else opened a session naming our booking (another integration, a forged intent).
-    status, foreign = stripe.state.request(
+    status, foreign = stripe.api.request(
         "POST",
         "/v1/checkout/sessions",
         {

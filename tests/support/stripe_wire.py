@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests_mock
 
 from payments_service.sandbox.forms import decode
+from payments_service.sandbox.stripe_api import StripeApi
 from payments_service.sandbox.stripe_state import StripeState
 
 STRIPE_BASE = "https://stripe.test"
@@ -22,6 +23,7 @@ class StripeWire:
     def __init__(self, mocker: requests_mock.Mocker, state: StripeState) -> None:
         self.mocker = mocker
         self.state = state
+        self.api = StripeApi(state)
         self.latency = 0.0
         self._request_ids = 0
         mocker.register_uri(
@@ -33,7 +35,7 @@ class StripeWire:
             time.sleep(self.latency)
         url = urlsplit(request.url)
         params = decode(parse_qsl(url.query) + parse_qsl(request.text or ""))
-        status, text = self.state.respond(
+        status, text = self.api.respond(
             request.method, url.path, params, request.headers.get("Idempotency-Key")
         )
         self._request_ids += 1
