@@ -29,9 +29,6 @@ KEEP_FOREVER = -1
 # RQ's scheduler heartbeats every second; one silent this long is dead (or hung: on waking it
 # finds its lock taken and stops scheduling, so releasing the lock is safe either way).
 SCHEDULER_SILENT_SECONDS = 15
-_DELETE_IF_OWNER = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-)
 # A delivery attempt gets this long beyond its HTTP timeout before RQ's death penalty.
 JOB_TIMEOUT_MARGIN_SECONDS = 5
 
@@ -137,7 +134,7 @@ class Outbox:
             silent = (datetime.now(UTC) - utcparse(beat_text).replace(tzinfo=UTC)).total_seconds()
             if silent < SCHEDULER_SILENT_SECONDS:
                 return False
-        return bool(self._redis.eval(_DELETE_IF_OWNER, 1, lock_key, owner_name))
+        return bool(self._redis.eval(redis_keys.DELETE_IF_OWNER, 1, lock_key, owner_name))
 
     def pause_workers(self) -> None:
         """RQ's suspend switch: every worker stops taking jobs until resume_workers()."""

@@ -36,6 +36,12 @@ def status_index(status: str) -> str:
     return f"{KEY_TAG}:status:{status}"
 
 
+# Deletes a lock key only while it still holds its owner's token: an expired lock may have been
+# taken by someone else since (KEYS[1] the lock, ARGV[1] the token).
+DELETE_IF_OWNER = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+
 RECONCILE_LOCK = f"{KEY_TAG}:reconcile:lock"
 RECONCILE_EVENTS_CHECKPOINT = f"{KEY_TAG}:reconcile:events-checkpoint"
 STATS = f"{KEY_TAG}:stats"

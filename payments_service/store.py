@@ -24,10 +24,6 @@ from .payments import OPEN, Change, Decision, DuplicatePayment, Payment, Payment
 STRIPE_EVENT_MARK_SECONDS = 35 * 86400
 MAX_TRANSACTION_ATTEMPTS = 50
 LOCK_POLL_SECONDS = 0.02
-# Deletes a lock only if we still hold it (it may have expired and been taken by another request).
-_RELEASE_IF_OWNER = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-)
 
 
 class ApplyOutcome(StrEnum):
@@ -120,7 +116,7 @@ class PaymentStore:
             yield held
         finally:
             if not held.released:
-                self._redis.eval(_RELEASE_IF_OWNER, 1, lock_key, token)
+                self._redis.eval(keys.DELETE_IF_OWNER, 1, lock_key, token)
 
     def reconcile_lock(self, hold: float, wait: float) -> AbstractContextManager[Callable[[], None]]:
         """One reconciliation pass at a time, across every worker and `reconcile` command."""
@@ -157,7 +153,7 @@ class PaymentStore:
                 pipe.multi()
                 self._write(pipe, payment, previous)
                 if release is not None:
-                    pipe.eval(_RELEASE_IF_OWNER, 1, *release)
+                    pipe.eval(keys.DELETE_IF_OWNER, 1, *release)
                 pipe.execute()
             except WatchError:
                 raise VersionConflict(payment.booking_id) from None
