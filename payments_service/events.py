@@ -5,15 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 
 from .outbox import OutgoingEvent
 from .payments import Change, Payment, PaymentStatus
-
-
-def iso(timestamp: int | None) -> str | None:
-    """Unix seconds as ISO 8601 UTC, the way the API shows them."""
-    return None if timestamp is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+from .schemas import iso
 
 
 def payment_resource(payment: Payment) -> dict[str, object]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -16,13 +16,16 @@ REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 MAX_METADATA_PAIRS = 20
 
 
+def iso(timestamp: int | None) -> str | None:
+    """Unix seconds as ISO 8601 UTC ("2026-11-26T10:30:00Z"), in responses and events alike."""
+    return None if timestamp is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
 class Timestamp(fields.Field[int]):
-    """Unix seconds stored, ISO 8601 UTC on the wire ("2026-11-26T10:30:00Z")."""
+    """Unix seconds stored, ISO 8601 UTC on the wire."""
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        if value is None:
-            return None
-        return datetime.fromtimestamp(int(value), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return None if value is None else iso(int(value))
 
 
 @dataclass(frozen=True)
