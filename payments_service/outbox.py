@@ -17,7 +17,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegi
 from rq.scheduler import SCHEDULER_KEY_TEMPLATE, SCHEDULER_LOCKING_KEY_TEMPLATE
 from rq.serializers import JSONSerializer
 from rq.suspension import resume, suspend
-from rq.utils import utcparse
+from rq.utils import as_text, utcparse
 
 from . import redis_keys
 
@@ -127,11 +127,10 @@ class Outbox:
         owner = self._redis.get(lock_key)
         if owner is None:
             return False
-        owner_name = owner.decode() if isinstance(owner, bytes) else str(owner)
+        owner_name = as_text(owner)
         beat = self._redis.hget(SCHEDULER_KEY_TEMPLATE % owner_name, "last_heartbeat")
         if beat is not None:
-            beat_text = beat.decode() if isinstance(beat, bytes) else str(beat)
-            silent = (datetime.now(UTC) - utcparse(beat_text).replace(tzinfo=UTC)).total_seconds()
+            silent = (datetime.now(UTC) - utcparse(as_text(beat)).replace(tzinfo=UTC)).total_seconds()
             if silent < SCHEDULER_SILENT_SECONDS:
                 return False
         return bool(self._redis.eval(redis_keys.DELETE_IF_OWNER, 1, lock_key, owner_name))
