@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -33,7 +34,7 @@ def create_sandbox_app(state: StripeState, latency_ms: int = 0) -> WsgiApp:
         key = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ").strip()
         if not key.startswith(("sk_test_", "rk_test_")):
             error = SandboxError(401, "The sandbox accepts test keys (sk_test_...) only, never live ones.")
-            return _json(start_response, error.status, _dumps(error.body()))
+            return _json(start_response, error.status, json.dumps(error.body()))
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length).decode() if length else ""
         params = decode(parse_qsl(environ.get("QUERY_STRING", "")) + parse_qsl(body))
@@ -61,12 +62,6 @@ def _json(start_response: Callable[..., Any], status: int, text: str) -> Iterabl
         ],
     )
     return [data]
-
-
-def _dumps(body: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(body)
 
 
 def _pages(state: StripeState) -> Flask:

@@ -65,7 +65,7 @@ class StripeApi:
                     self.state.sessions, params, "/v1/checkout/sessions", "data.payment_intent" in expand
                 )
             case "GET", ["v1", "checkout", "sessions", session_id]:
-                return self.state.retrieve_session(session_id, "payment_intent" in expand)
+                return self.state.session(session_id, "payment_intent" in expand)
             case "POST", ["v1", "checkout", "sessions", session_id, "expire"]:
                 return self.state.expire(session_id)
             case "POST", ["v1", "refunds"]:

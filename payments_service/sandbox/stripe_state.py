@@ -214,11 +214,8 @@ class StripeState:
         with self._lock:
             return str(self._session(session_id)["_product_name"])
 
-    def session(self, session_id: str) -> Json:
-        """A public copy of a session (for the hosted page and tests)."""
-        return self.retrieve_session(session_id)
-
-    def retrieve_session(self, session_id: str, expand_intent: bool = False) -> Json:
+    def session(self, session_id: str, expand_intent: bool = False) -> Json:
+        """A public copy of a session, as the API shows it (and the hosted page and tests read it)."""
         with self._lock:
             return self.render(self._session(session_id), expand_intent)
 
