@@ -13,7 +13,7 @@ import requests
 from payments_service import worker
 from payments_service.services import Services
 from tests.conftest import BOOKING_EVENTS_URL, EVENT_SECRET
-from tests.support.flows import open_payment, post_event
+from tests.support.flows import open_payment, post_event, services_of
 from tests.support.signing import verify_standard_webhook
 from tests.support.stripe_wire import StripeWire
 
@@ -26,8 +26,7 @@ def fast_app(redis_url: str, app_factory: Any) -> Any:
 
 @pytest.fixture
 def fast_retries(fast_app: Any) -> Services:
-    services: Services = fast_app.extensions["payments"]
-    return services
+    return services_of(fast_app)
 
 
 @pytest.fixture

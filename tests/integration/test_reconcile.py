@@ -11,7 +11,7 @@ import pytest
 
 from payments_service.reconcile import Reconciler, ReconcileReport
 from payments_service.services import Services
-from tests.support.flows import open_payment, payment, post_event, queued_types
+from tests.support.flows import open_payment, payment, post_event, queued_types, services_of
 from tests.support.stripe_wire import StripeWire
 
 
@@ -25,11 +25,6 @@ def run_pass(services: Services, lines: list[str] | None = None) -> ReconcileRep
     report = Reconciler(services, progress=(lines.append if lines is not None else None)).run_once()
     assert report is not None
     return report
-
-
-def services_of(app: Any) -> Services:
-    services: Services = app.extensions["payments"]
-    return services
 
 
 def test_a_missed_completion_is_paid_by_reconciliation_with_one_event(

@@ -31,6 +31,12 @@ def post_event(client: Any, event: dict[str, Any], secret: str = WEBHOOK_SECRET,
     )
 
 
+def services_of(app: Any) -> Services:
+    """The services an app was built with (create_app keeps them in its extensions)."""
+    services: Services = app.extensions["payments"]
+    return services
+
+
 def queued_events(services: Services) -> list[str]:
     return services.outbox.queue.get_job_ids()
 
