@@ -63,12 +63,12 @@ def run(count: int, max_rps: float, latency_ms: int) -> dict[str, float]:
         lines: list[str] = []
         report = Reconciler(services, progress=lines.append).run_once()
         assert report is not None
-        paid = services.store.count_in_status(PaymentStatus.PENDING)
+        still_pending = services.store.count_in_status(PaymentStatus.PENDING)
         print("\n".join(f"  {line}" for line in (lines[:2] + lines[-1:])))
         print(
             f"reconcile pass: {len(report.changes)} changed, {report.checked} checked, "
             f"{report.stripe_calls} Stripe calls, {report.seconds:.1f}s at RECONCILE_MAX_RPS={max_rps:g}"
-            f" (Stripe answering in {latency_ms} ms); {paid} still pending"
+            f" (Stripe answering in {latency_ms} ms); {still_pending} still pending"
         )
         assert len(report.changes) == 2 * tenth, "every missed change must be found"
         services.redis.connection_pool.disconnect()

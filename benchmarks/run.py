@@ -68,13 +68,15 @@ def wrk(script: str, url: str, connections: int, seconds: int, env: dict[str, st
     return stats
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and its direct children (gunicorn's workers)."""
+    return [pid, *(int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+
+
 def cpu_seconds(pid: int, with_children: bool = True) -> float:
     """User + system CPU of a process (and its direct children: gunicorn's workers)."""
-    pids = [pid]
-    if with_children:
-        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     total = 0
-    for p in pids:
+    for p in process_tree(pid) if with_children else [pid]:
         fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
@@ -96,11 +98,8 @@ class CpuMeter:
 
 def tree_memory_mb(pid: int) -> tuple[float, float]:
     """RSS and PSS summed over a process and its children (PSS counts shared pages once)."""
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    pids += [int(c) for c in children]
     rss = pss = 0
-    for p in pids:
+    for p in process_tree(pid):
         for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
             if line.startswith("Rss:"):
                 rss += int(line.split()[1])

@@ -1,20 +1,17 @@
-"""Processes the benchmarks start: a private Redis and the Stripe sandbox, on free ports."""
+"""Processes the benchmarks start: a private Redis (the tests' RedisServer) and the Stripe sandbox."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
 from payments_service.devstack import answers
+from tests.support.redis_server import RedisServer, free_port
 
 BIN = Path(sys.executable).parent
 
@@ -25,12 +22,6 @@ class Running:
     pid: int
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_http(url: str, timeout: float = 30) -> None:
     if not answers(url, timeout):
         raise RuntimeError(f"{url} did not answer")
@@ -38,43 +29,14 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 @contextmanager
 def private_redis() -> Iterator[Running]:
-    """A redis-server of our own (append-only, as production), removed afterwards."""
-    port = free_port()
+    """A redis-server of our own (append-only, fsync every second, as production), removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as directory:
-        process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                directory,
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        url = f"redis://127.0.0.1:{port}/0"
+        server = RedisServer(Path(directory), appendfsync="everysec")
+        server.start()
         try:
-            deadline = time.monotonic() + 10
-            with redis.Redis.from_url(url) as client:
-                while True:
-                    try:
-                        client.ping()
-                        break
-                    except redis.ConnectionError:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.05)
-            yield Running(url, process.pid)
+            yield Running(server.url, server.pid)
         finally:
-            process.terminate()
-            process.wait(10)
+            server.stop()
 
 
 @contextmanager

@@ -17,16 +17,26 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server process; `stop` then `start` keeps its data (appendonly, fsync always)."""
+    """One redis-server process; `stop` then `start` keeps its data (appendonly; fsync always by default).
 
-    def __init__(self, directory: Path) -> None:
+    The benchmarks use it too, with production's `appendfsync everysec`.
+    """
+
+    def __init__(self, directory: Path, appendfsync: str = "always") -> None:
         self.directory = directory
+        self.appendfsync = appendfsync
         self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("redis-server is not running")
+        return self._process.pid
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -44,7 +54,7 @@ class RedisServer:
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "always",
+                self.appendfsync,
                 "--maxmemory-policy",
                 "noeviction",
             ],
