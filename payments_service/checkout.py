@@ -13,7 +13,7 @@ from .events import build_event
 from .payments import LOCKED_IN, Change, Payment, PaymentStatus, SessionOutcome, cancel
 from .schemas import CheckoutInput
 from .settings import Settings
-from .store import PaymentStore, VersionConflict
+from .store import Claim, PaymentStore, VersionConflict
 from .stripe_gateway import CheckoutRequest, StripeGateway
 from .sync import StripeSync
 
@@ -74,7 +74,7 @@ class CheckoutService:
         if payment.status is not PaymentStatus.PENDING:
             return payment
         with self._store.claim(booking_id, LOCK_HOLD_SECONDS, LOCK_WAIT_SECONDS) as claim:
-            payment = self._cancellable(booking_id, claim.payment)
+            payment = self._marked_for_cancel(booking_id, claim)
             if payment.status is not PaymentStatus.PENDING:
                 return payment
             session_id = payment.session_id
@@ -89,6 +89,18 @@ class CheckoutService:
                 return None
 
             return self._store.apply(booking_id, decide, build_event).payment or payment
+
+    def _marked_for_cancel(self, booking_id: str, claim: Claim) -> Payment:
+        """The payment, marked as being canceled if it is still pending (decided again on a conflict)."""
+        for _ in range(SAVE_ATTEMPTS):
+            payment = self._cancellable(booking_id, claim.payment)
+            if payment.status is not PaymentStatus.PENDING or payment.cancel_requested:
+                return payment
+            try:
+                return claim.request_cancel(payment)
+            except VersionConflict:
+                claim.reread()  # a webhook changed it meanwhile (it may be paid now)
+        raise VersionConflict(booking_id)
 
     def _cancellable(self, booking_id: str, payment: Payment | None) -> Payment:
         if payment is None:

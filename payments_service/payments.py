@@ -64,6 +64,9 @@ class Payment:
     sessions: tuple[str, ...] = ()
     # duplicate session id -> the refund that gave its money back
     duplicates: Mapping[str, str] = field(default_factory=dict)
+    # Set before a cancel asks Stripe to expire the session: Stripe's expiry event can arrive
+    # before Stripe's answer does, and must then cancel the payment, not expire it. Internal only.
+    cancel_requested: bool = False
 
     def reopens_for(self, amount: int, currency: str, now: int) -> bool:
         """True when a request must open a new session rather than reuse this one."""
@@ -131,6 +134,8 @@ def apply_session(payment: Payment, fact: SessionFact, now: int) -> Decision:
         return None  # not a session we opened for this booking
     if fact.outcome is SessionOutcome.EXPIRED:
         if payment.status is PaymentStatus.PENDING and fact.session_id == payment.session_id:
+            if payment.cancel_requested:
+                return cancel(payment, now)
             return _change(payment, PaymentStatus.EXPIRED, now, reason="checkout_session_expired")
         return None
     if fact.outcome is SessionOutcome.FAILED:

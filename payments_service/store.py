@@ -58,6 +58,16 @@ class Claim:
         self.payment = self._store.get(self._booking_id)
         return self.payment
 
+    def request_cancel(self, payment: Payment) -> Payment:
+        """Mark the payment as being canceled, keeping the lock (see Payment.cancel_requested).
+
+        The resource and its version stay as they are; a concurrent change still conflicts.
+        """
+        marked = dataclasses.replace(payment, cancel_requested=True)
+        self._store.save(marked, payment.version)
+        self.payment = marked
+        return marked
+
     def save(self, payment: Payment, expected_version: int | None) -> None:
         self._store.save(payment, expected_version, release=self._lock)
         self.released = True

@@ -48,6 +48,20 @@ def test_cancel_expires_the_session_at_stripe_first(
     assert post_event(client, stripe.state.events[-1]).get_json()["outcome"] == "ignored"
 
 
+def test_stripes_expiry_event_arriving_before_its_answer_still_cancels(
+    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+) -> None:
+    session_id = open_payment(client, auth)["session_id"]
+    answers = []
+    # Stripe sends checkout.session.expired while our expire call is still waiting for its answer.
+    stripe.state.listeners.append(lambda event: answers.append(post_event(client, event).get_json()))
+    response = cancel(client, auth)
+    assert answers == [{"received": True, "outcome": "processed"}]
+    assert (response.status_code, response.get_json()["status"]) == (200, "canceled")
+    assert stripe.state.sessions[session_id]["status"] == "expired"
+    assert queued_types(services) == ["payment.canceled"]
+
+
 def test_canceling_a_canceled_or_expired_payment_calls_nobody(
     client: Any, auth: dict[str, str], stripe: StripeWire
 ) -> None:

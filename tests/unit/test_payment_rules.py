@@ -154,3 +154,10 @@ def test_cancel_clears_the_checkout_url() -> None:
         None,
         3,
     )
+
+
+def test_an_expiry_a_cancel_asked_for_cancels_and_any_other_expires() -> None:
+    expired = fact(SessionOutcome.EXPIRED)
+    asked = dataclasses.replace(PENDING, cancel_requested=True)
+    assert changed(apply_session(asked, expired, NOW)).event_type == "payment.canceled"
+    assert changed(apply_session(PENDING, expired, NOW)).event_type == "payment.expired"
