@@ -23,8 +23,8 @@ run: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/payments-service worker
 
-## make test: lint, strict typing, the whole test suite (unit, integration, end-to-end) and the OpenAPI fuzz
-test: lint typecheck unit fuzz
+## make test: lint, strict typing, the OpenAPI fuzz, then the whole test suite (unit, integration, end-to-end); pytest runs last so its summary ends the output
+test: lint typecheck fuzz unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check payments_service tests benchmarks
