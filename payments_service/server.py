@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from . import logs
 from .settings import Settings
@@ -33,11 +34,23 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout": 60,
         "keepalive": KEEPALIVE,
         "logconfig_dict": logs.gunicorn_logconfig(settings.log_level),
+        "logger_class": QuietAccessLogger,
         "accesslog": None,
         # gunicorn 27 opens a control socket in $HOME by default; two servers would collide on it.
         "control_socket_disable": True,
         "child_exit": _child_exit,
     }
+
+
+class QuietAccessLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger without its access log: RequestMiddleware writes one JSON line per request.
+
+    With logconfig_dict set, gunicorn would assemble every request's access-log fields only for
+    the disabled gunicorn.access logger to drop them (3% of a webhook's CPU).
+    """
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
 
 
 def _child_exit(server: Any, worker: Any) -> None:

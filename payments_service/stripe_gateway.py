@@ -17,11 +17,14 @@ from requests.adapters import HTTPAdapter
 from . import logs, metrics
 from .payments import SessionFact, SessionOutcome
 from .settings import Settings
+from .stripe_http import GeventStripeHTTPClient, gevent_patched
 from .stripe_objects import HANDLED_EVENT_TYPES, InvalidWebhook, StripeEvent, parse_event, session_fact
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_TOLERANCE_SECONDS = 300
+# Connections to Stripe kept per process: one per request a gevent worker may have in flight with it.
+POOL_SIZE = 512
 
 
 class StripeFailure(Exception):
@@ -110,32 +113,47 @@ class DirectSession(requests.Session):
         )
 
 
+def requests_http_client(timeout: float, proxies: Mapping[str, str]) -> stripe.RequestsClient:
+    """stripe's RequestsClient on a DirectSession with a pool for every concurrent request."""
+    session = DirectSession()
+    session.proxies = dict(proxies)
+    session.trust_env = False
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return stripe.RequestsClient(timeout=timeout, session=session)
+
+
 class StripeGateway:
     """Checkout Sessions, refunds and events through one configured StripeClient."""
 
-    def __init__(self, client: stripe.StripeClient, webhook_secrets: Sequence[str]) -> None:
+    def __init__(
+        self, client: stripe.StripeClient, webhook_secrets: Sequence[str], transport: str = "requests"
+    ) -> None:
         self._client = client
         self._webhook_secrets = tuple(webhook_secrets)
+        self.transport = transport  # the HTTP library under the SDK (stripe.HTTPClient.name)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StripeGateway:
         """A gateway whose HTTP pool is large enough for every concurrent request of a gevent worker."""
-        session = DirectSession()
         # requests re-reads proxy variables and ~/.netrc on every call when trust_env is on
         # (0.75 ms per checkout); honour HTTPS_PROXY/NO_PROXY once, at start.
-        session.proxies = requests.utils.get_environ_proxies(settings.stripe_api_base)
-        session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=512)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
+        proxies = requests.utils.get_environ_proxies(settings.stripe_api_base)
+        http_client: stripe.HTTPClient
+        if gevent_patched() and not proxies:
+            # serve: geventhttpclient, a fraction of urllib3's CPU per call (see stripe_http).
+            http_client = GeventStripeHTTPClient(settings.stripe_timeout, concurrency=POOL_SIZE)
+        else:
+            http_client = requests_http_client(settings.stripe_timeout, proxies)
         client = stripe.StripeClient(
             settings.stripe_secret_key,
             base_addresses={"api": settings.stripe_api_base},
             # StripeClient does not retry unless told; retries reuse the idempotency key.
             max_network_retries=settings.stripe_max_network_retries,
-            http_client=stripe.RequestsClient(timeout=settings.stripe_timeout, session=session),
+            http_client=http_client,
         )
-        return cls(client, settings.stripe_webhook_secrets)
+        return cls(client, settings.stripe_webhook_secrets, transport=http_client.name)
 
     def create_checkout_session(self, req: CheckoutRequest, idempotency_key: str) -> CheckoutSession:
         """Open a hosted payment page for one booking."""

@@ -1,0 +1,76 @@
+"""CPU per Stripe call under gevent: stripe's RequestsClient against the geventhttpclient transport.
+
+`serve` uses the latter (payments_service.stripe_http). Both create Checkout Sessions on the local
+sandbox, one call at a time, from a gevent-patched process as gunicorn's workers are; the figure
+is this process's CPU per call (the sandbox's is not counted), best of three rounds.
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import stripe  # noqa: E402
+
+from benchmarks.support import sandbox  # noqa: E402
+from payments_service.stripe_gateway import (  # noqa: E402
+    POOL_SIZE,
+    CheckoutRequest,
+    StripeGateway,
+    requests_http_client,
+)
+from payments_service.stripe_http import GeventStripeHTTPClient  # noqa: E402
+
+
+def cpu_per_call_us(gateway: StripeGateway, calls: int, label: str) -> float:
+    def request(n: int) -> CheckoutRequest:
+        return CheckoutRequest(
+            booking_id=f"bk_{label}_{n}",
+            amount=3750,
+            currency="usd",
+            description="Dune: Part Two, 2 seats",
+            expires_at=int(time.time()) + 3600,
+            success_url="https://app.test/ok",
+            cancel_url="https://app.test/back",
+            customer_email=None,
+            metadata={},
+        )
+
+    for n in range(100):  # warm the pool and the sandbox
+        gateway.create_checkout_session(request(n), f"warm:{label}:{n}")
+    best = float("inf")
+    for round_ in range(3):
+        started = time.process_time()
+        for n in range(calls):
+            gateway.create_checkout_session(request(n), f"{label}:{round_}:{n}")
+        best = min(best, (time.process_time() - started) / calls)
+    return best * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=2000)
+    calls = parser.parse_args().calls
+    with sandbox() as stripe_api:
+        figures = {}
+        for http_client in (
+            requests_http_client(30.0, {}),
+            GeventStripeHTTPClient(30.0, concurrency=POOL_SIZE),
+        ):
+            client = stripe.StripeClient(
+                "sk_test_bench", base_addresses={"api": stripe_api.url}, http_client=http_client
+            )
+            figures[http_client.name] = cpu_per_call_us(StripeGateway(client, []), calls, http_client.name)
+    print(
+        "Stripe call CPU under gevent: "
+        + ", ".join(f"{name} {us:.0f} us" for name, us in figures.items())
+        + f" ({figures['requests'] / figures['geventhttpclient']:.1f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
