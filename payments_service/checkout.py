@@ -42,10 +42,14 @@ class CheckoutService:
     def open(self, req: CheckoutInput) -> tuple[Payment, bool]:
         """The booking's open payment (False) or a new one with a fresh session (True)."""
         success_url, cancel_url = self._redirect_urls(req)
-        reusable = self._reusable(self._store.get(req.booking_id), req)
-        if reusable is not None:
-            return reusable, False
-        with self._store.claim(req.booking_id, LOCK_HOLD_SECONDS, LOCK_WAIT_SECONDS) as claim:
+        # One round trip takes the lock and reads the payment. While another request holds the
+        # lock, an open session we can hand out needs no wait.
+        with self._store.claim(
+            req.booking_id,
+            LOCK_HOLD_SECONDS,
+            LOCK_WAIT_SECONDS,
+            needed=lambda payment: self._reusable(payment, req) is None,
+        ) as claim:
             for _ in range(SAVE_ATTEMPTS):
                 existing = claim.payment
                 reusable = self._reusable(existing, req)

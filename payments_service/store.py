@@ -46,7 +46,9 @@ class ApplyResult:
 class Claim:
     """One request's hold on a booking: the payment as read under the lock, and a save that releases."""
 
-    def __init__(self, store: PaymentStore, booking_id: str, lock: tuple[str, str], payment: Payment | None):
+    def __init__(
+        self, store: PaymentStore, booking_id: str, lock: tuple[str, str] | None, payment: Payment | None
+    ):
         self._store = store
         self._booking_id = booking_id
         self._lock = lock
@@ -69,6 +71,8 @@ class Claim:
         return marked
 
     def save(self, payment: Payment, expected_version: int | None) -> None:
+        if self._lock is None:
+            raise RuntimeError("this claim does not hold the booking's lock")
         self._store.save(payment, expected_version, release=self._lock)
         self.released = True
         self.payment = payment
@@ -103,11 +107,19 @@ class PaymentStore:
         return [decode(raw) if raw is not None else None for raw in raws]
 
     @contextmanager
-    def claim(self, booking_id: str, hold: float, wait: float) -> Iterator[Claim]:
+    def claim(
+        self,
+        booking_id: str,
+        hold: float,
+        wait: float,
+        needed: Callable[[Payment | None], bool] = lambda payment: True,
+    ) -> Iterator[Claim]:
         """Hold a booking while one request talks to Stripe about it (open, cancel).
 
         Taking the lock and reading the payment share one round trip; Claim.save writes and
         releases in another. Webhooks do not take the lock: saves still check the version.
+        While another request holds the lock, `needed(payment)` False means the payment as read
+        already answers the caller: the claim comes back at once, not held (it cannot save).
         """
         lock_key, token = keys.booking_lock(booking_id), uuid.uuid4().hex
         deadline = time.monotonic() + wait
@@ -116,12 +128,16 @@ class PaymentStore:
                 pipe.set(lock_key, token, nx=True, px=int(hold * 1000))
                 pipe.get(keys.payment(booking_id))
                 acquired, raw = pipe.execute()
+            payment = decode(raw) if raw is not None else None
             if acquired:
                 break
+            if not needed(payment):
+                yield Claim(self, booking_id, None, payment)
+                return
             if time.monotonic() > deadline:
                 raise BookingBusy(booking_id)
             time.sleep(LOCK_POLL_SECONDS)
-        held = Claim(self, booking_id, (lock_key, token), decode(raw) if raw is not None else None)
+        held = Claim(self, booking_id, (lock_key, token), payment)
         try:
             yield held
         finally:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from payments_service import redis_keys
 from payments_service.payments import PaymentStatus
 from payments_service.services import Services
 from tests.support.stripe_wire import StripeWire, form
@@ -177,6 +178,28 @@ def test_the_open_session_is_reused_without_calling_stripe(
     assert (first.status_code, second.status_code) == (201, 200)
     assert second.get_json() == first.get_json()
     assert len(stripe.all_calls()) == 1
+
+
+def test_while_another_request_holds_the_booking_its_open_session_is_handed_out_at_once(
+    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+) -> None:
+    first = create(client, auth)
+    lock = redis_keys.booking_lock("bk_42")
+    services.redis.set(lock, "another-request", px=60_000)  # someone is talking to Stripe about it
+    started = time.monotonic()
+    second = create(client, auth)
+    assert second.status_code == 200 and second.get_json() == first.get_json()
+    assert time.monotonic() - started < 1.0  # did not wait for the lock
+    assert services.redis.get(lock) == b"another-request"  # and left the holder's lock alone
+    assert len(stripe.all_calls()) == 1
+
+
+def test_a_repeated_request_releases_the_lock_it_took(
+    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+) -> None:
+    assert create(client, auth).status_code == 201
+    assert create(client, auth).status_code == 200
+    assert services.redis.exists(redis_keys.booking_lock("bk_42")) == 0
 
 
 def test_a_changed_amount_expires_the_old_session_first(
