@@ -68,6 +68,9 @@ class GeventStripeHTTPClient(stripe.HTTPClient):
             # Refused, reset, timed out or cut short: stripe retries these (POSTs keep their
             # idempotency key), as it does for requests' ConnectionError and Timeout.
             _connection_error(exc, retry=True)
+        except RuntimeError as exc:
+            # geventhttpclient's own refusals (an unresolvable host, a closed pool): not retried.
+            _connection_error(exc, retry=False)
         return body, response.status_code, CaseInsensitiveDict(response.items())
 
     def request_stream(
