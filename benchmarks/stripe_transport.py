@@ -17,36 +17,19 @@ import time  # noqa: E402
 import stripe  # noqa: E402
 
 from benchmarks.support import sandbox  # noqa: E402
-from payments_service.stripe_gateway import (  # noqa: E402
-    POOL_SIZE,
-    CheckoutRequest,
-    StripeGateway,
-    requests_http_client,
-)
+from payments_service.stripe_gateway import POOL_SIZE, StripeGateway, requests_http_client  # noqa: E402
 from payments_service.stripe_http import GeventStripeHTTPClient  # noqa: E402
+from tests.support.stripe_wire import checkout_request  # noqa: E402
 
 
 def cpu_per_call_us(gateway: StripeGateway, calls: int, label: str) -> float:
-    def request(n: int) -> CheckoutRequest:
-        return CheckoutRequest(
-            booking_id=f"bk_{label}_{n}",
-            amount=3750,
-            currency="usd",
-            description="Dune: Part Two, 2 seats",
-            expires_at=int(time.time()) + 3600,
-            success_url="https://app.test/ok",
-            cancel_url="https://app.test/back",
-            customer_email=None,
-            metadata={},
-        )
-
     for n in range(100):  # warm the pool and the sandbox
-        gateway.create_checkout_session(request(n), f"warm:{label}:{n}")
+        gateway.create_checkout_session(checkout_request(f"bk_{label}_{n}"), f"warm:{label}:{n}")
     best = float("inf")
     for round_ in range(3):
         started = time.process_time()
         for n in range(calls):
-            gateway.create_checkout_session(request(n), f"{label}:{round_}:{n}")
+            gateway.create_checkout_session(checkout_request(f"bk_{label}_{n}"), f"{label}:{round_}:{n}")
         best = min(best, (time.process_time() - started) / calls)
     return best * 1e6
 

@@ -73,15 +73,7 @@ class GeventStripeHTTPClient(stripe.HTTPClient):
             _connection_error(exc, retry=False)
         return body, response.status_code, CaseInsensitiveDict(response.items())
 
-    def request_stream(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str] | None,
-        post_data: Any = None,
-        *,
-        _usage: list[str] | None = None,
-    ) -> tuple[Any, int, Mapping[str, str]]:
+    def request_stream(self, *args: Any, **kwargs: Any) -> tuple[Any, int, Mapping[str, str]]:
         raise NotImplementedError("this service reads no streamed Stripe responses")
 
     def close(self) -> None:

@@ -22,9 +22,10 @@ from werkzeug.serving import make_server
 from payments_service.payments import SessionOutcome
 from payments_service.sandbox.app import create_sandbox_app
 from payments_service.sandbox.stripe_state import StripeState
-from payments_service.stripe_gateway import CheckoutRequest, StripeFailure, StripeGateway
+from payments_service.stripe_gateway import StripeFailure, StripeGateway
 from payments_service.stripe_http import GeventStripeHTTPClient, gevent_patched
 from tests.conftest import WEBHOOK_SECRET, make_settings
+from tests.support.stripe_wire import checkout_request
 
 
 @pytest.fixture
@@ -65,26 +66,12 @@ def gateway(base: str, timeout: float = 5.0, retries: int = 0) -> StripeGateway:
     return StripeGateway(client, [WEBHOOK_SECRET])
 
 
-def checkout(booking_id: str) -> CheckoutRequest:
-    return CheckoutRequest(
-        booking_id=booking_id,
-        amount=3750,
-        currency="usd",
-        description="Dune: Part Two, 2 seats",
-        expires_at=int(time.time()) + 3600,
-        success_url="https://app.test/ok",
-        cancel_url="https://app.test/back",
-        customer_email=None,
-        metadata={},
-    )
-
-
 def test_sessions_round_trip_through_the_sdk(sandbox_url: str) -> None:
     stripe_gateway = gateway(sandbox_url)
-    created = stripe_gateway.create_checkout_session(checkout("bk_http_1"), "checkout:bk_http_1:1:x")
+    created = stripe_gateway.create_checkout_session(checkout_request("bk_http_1"), "checkout:bk_http_1:1:x")
     assert created.id.startswith("cs_test_") and created.url.endswith(created.id)
     # Stripe replays the first answer for a repeated idempotency key: the header reached the wire.
-    again = stripe_gateway.create_checkout_session(checkout("bk_http_1"), "checkout:bk_http_1:1:x")
+    again = stripe_gateway.create_checkout_session(checkout_request("bk_http_1"), "checkout:bk_http_1:1:x")
     assert again.id == created.id
     fact = stripe_gateway.retrieve_session(created.id)
     assert fact.outcome is SessionOutcome.OPEN and fact.booking_id == "bk_http_1"

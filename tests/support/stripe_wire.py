@@ -13,6 +13,7 @@ import requests_mock
 from payments_service.sandbox.forms import decode
 from payments_service.sandbox.stripe_api import StripeApi
 from payments_service.sandbox.stripe_state import StripeState
+from payments_service.stripe_gateway import CheckoutRequest
 
 STRIPE_BASE = "https://stripe.test"
 
@@ -80,3 +81,18 @@ def query(request: Any) -> dict[str, str]:
 
 def body_json(request: Any) -> Any:
     return json.loads(request.text)
+
+
+def checkout_request(booking_id: str) -> CheckoutRequest:
+    """What the gateway asks Stripe for, for a two-seat booking (tests and the transport benchmark)."""
+    return CheckoutRequest(
+        booking_id=booking_id,
+        amount=3750,
+        currency="usd",
+        description="Dune: Part Two, 2 seats",
+        expires_at=int(time.time()) + 3600,
+        success_url="https://app.test/ok",
+        cancel_url="https://app.test/back",
+        customer_email=None,
+        metadata={},
+    )
