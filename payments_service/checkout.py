@@ -67,9 +67,13 @@ class CheckoutService:
                     claim.save(payment, existing.version if existing else None)
                     return payment, True
                 except VersionConflict:
+                    landed = claim.reread()
+                    if landed is not None and landed.session_id == payment.session_id:
+                        # The save went through and only Redis's answer was lost (redis-py reports a
+                        # connection lost during EXEC as a conflict): this session is the booking's.
+                        return landed, True
                     # A webhook changed the payment while we talked to Stripe; nobody has this URL yet.
                     self._stripe.expire_session_quietly(payment.session_id)
-                    claim.reread()
         raise VersionConflict(req.booking_id)
 
     def cancel(self, booking_id: str) -> Payment:

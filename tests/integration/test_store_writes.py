@@ -1,19 +1,24 @@
-"""The store's atomic writes against a real Redis: version checks under a claim, one hash slot."""
+"""The store's atomic writes against a real Redis: version checks, one hash slot, a lost EXEC answer."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import socket
+import threading
 import time
 from typing import Any
 
 import pytest
+import redis
 from redis.crc import key_slot
 
 from payments_service import redis_keys as keys
 from payments_service.payments import PaymentStatus
 from payments_service.services import Services
 from payments_service.store import VersionConflict
-from tests.support.flows import open_payment, post_event, queued_events
+from tests.support.flows import BODY, open_payment, post_event, queued_events
+from tests.support.redis_server import RedisServer
 from tests.support.stripe_wire import StripeWire
 
 
@@ -45,3 +50,72 @@ def test_a_webhook_writes_every_key_in_one_hash_slot(
     written = services.redis.keys("*")
     assert any(k.startswith(f"{keys.KEY_TAG}:rq:".encode()) for k in written)
     assert len({key_slot(k) for k in written}) == 1
+
+
+class ExecAnswerLost:
+    """A TCP proxy in front of Redis that, once armed, delivers one EXEC and drops its answer.
+
+    Redis runs the transaction; the client sees its connection die, as after a network failure.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.armed = False
+        self.fired = threading.Event()
+        self._upstream_port = upstream_port
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self._listener.getsockname()[1]}/0"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._upstream_port))
+            self._sockets += [client, upstream]
+            cut = threading.Event()  # this connection's answers are no longer delivered
+            threading.Thread(target=self._answers, args=(upstream, client, cut), daemon=True).start()
+            threading.Thread(target=self._requests, args=(client, upstream, cut), daemon=True).start()
+
+    def _requests(self, client: socket.socket, upstream: socket.socket, cut: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                if self.armed and b"$4\r\nEXEC\r\n" in data:
+                    self.armed = False
+                    cut.set()
+                    upstream.sendall(data)
+                    self.fired.set()
+                    time.sleep(0.2)  # Redis runs it; the answer goes nowhere
+                    client.close()
+                    return
+                upstream.sendall(data)
+
+    def _answers(self, upstream: socket.socket, client: socket.socket, cut: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while (data := upstream.recv(65536)) and not cut.is_set():
+                client.sendall(data)
+
+    def close(self) -> None:
+        self._listener.close()
+        for sock in self._sockets:
+            sock.close()
+
+
+def test_a_checkout_whose_save_landed_but_whose_answer_was_lost_keeps_its_session(
+    own_redis: RedisServer, app_factory: Any, auth: dict[str, str], stripe: StripeWire
+) -> None:
+    proxy = ExecAnswerLost(int(own_redis.url.rsplit(":", 1)[1].split("/")[0]))
+    client = app_factory(proxy.url).test_client()
+    proxy.armed = True
+    response = client.post("/v1/payments", json={**BODY, "booking_id": "bk_lost"}, headers=auth)
+    proxy.close()
+    assert proxy.fired.is_set()
+    assert response.status_code == 201, response.get_json()
+    session_id = response.get_json()["session_id"]
+    assert stripe.state.sessions[session_id]["status"] == "open"  # not expired behind the customer
+    assert [c.url for c in stripe.all_calls() if c.url.endswith("/expire")] == []
+    with redis.Redis.from_url(own_redis.url) as direct:
+        stored = direct.get(keys.payment("bk_lost"))
+    assert stored is not None and session_id in stored.decode()
