@@ -1,8 +1,8 @@
 """How the Stripe SDK reaches Stripe from inside `serve`: geventhttpclient's keep-alive pools.
 
-Under gevent, requests and urllib3 spend about 1 ms of CPU on each Stripe call, a large share of
-a checkout's cost; geventhttpclient (a C parser and a greenlet-safe pool) spends about a quarter
-of that (python -m benchmarks.stripe_transport). It plugs into stripe-python's own extension point
+Under gevent, requests and urllib3 spend 1.2-1.5 ms of CPU on each Stripe call, a large share of
+a checkout's cost; geventhttpclient (a C parser and a greenlet-safe pool) spends about half of
+that (python -m benchmarks.stripe_transport). It plugs into stripe-python's own extension point
 (`stripe.HTTPClient`), keeps the SDK's retries, idempotency keys and error handling, and is used
 only where gevent has patched the process and no proxy is configured. The worker, the CLI and the
 tests keep stripe's RequestsClient (gevent's objects must not be shared between OS threads).
@@ -11,12 +11,12 @@ tests keep stripe's RequestsClient (gevent's objects must not be shared between 
 from __future__ import annotations
 
 import ssl
-import textwrap
 from collections.abc import Mapping
 from typing import Any, NoReturn
 from urllib.parse import SplitResult, urlsplit
 
 import stripe
+from gevent import monkey
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError
 from requests.structures import CaseInsensitiveDict
@@ -24,10 +24,6 @@ from requests.structures import CaseInsensitiveDict
 
 def gevent_patched() -> bool:
     """True in a process whose sockets gevent has patched (gunicorn's gevent workers)."""
-    try:
-        from gevent import monkey
-    except ImportError:  # pragma: no cover - gevent is a dependency
-        return False
     return bool(monkey.is_module_patched("socket"))
 
 
@@ -103,7 +99,7 @@ class GeventStripeHTTPClient(stripe.HTTPClient):
 
 
 def _connection_error(exc: Exception, retry: bool) -> NoReturn:
-    message = textwrap.fill("Unexpected error communicating with Stripe.")
     raise stripe.APIConnectionError(  # type: ignore[no-untyped-call]
-        f"{message}\n\n(Network error: {type(exc).__name__}: {exc})", should_retry=retry
+        f"Unexpected error communicating with Stripe.\n\n(Network error: {type(exc).__name__}: {exc})",
+        should_retry=retry,
     ) from exc
