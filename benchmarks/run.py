@@ -215,14 +215,14 @@ def webhook_phase(api: str, seconds: int, settings: Settings, processes: dict[st
     services = build(settings)
     # Intake alone: the worker is suspended (RQ's own switch) so that deliveries do not compete
     # for the same two cores; its drain rate is measured right after.
-    services.outbox.pause_workers()
+    services.outbox.delivery.pause_workers()
     meter = CpuMeter(processes)
     webhook = wrk("webhook.lua", api, WEBHOOK_CONNECTIONS, seconds, {"BENCH_EVENTS": str(events_file)})
     webhook["cpu"] = meter.shares()
     if webhook["requests"] > len(opened):
         raise SystemExit("the webhook run sent some events twice; raise the event count")
     queued = services.outbox.counts()["pending"]
-    services.outbox.resume_workers()
+    services.outbox.delivery.resume_workers()
     started = time.monotonic()
     while services.outbox.counts()["pending"] > 0 and time.monotonic() - started < 600:
         time.sleep(0.5)

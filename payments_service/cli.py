@@ -131,7 +131,7 @@ def health(worker_check: bool) -> None:
     try:
         services.store.ping()
         counts = services.outbox.counts()
-        workers = services.outbox.live_workers(socket.gethostname())
+        workers = services.outbox.delivery.live_workers(socket.gethostname())
     except RedisError as exc:
         click.echo(f"unhealthy: redis unavailable ({type(exc).__name__})", err=True)
         sys.exit(1)

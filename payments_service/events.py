@@ -5,10 +5,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import dataclass
 
-from .outbox import OutgoingEvent
 from .payments import Change, Payment, PaymentStatus
 from .schemas import iso
+
+
+@dataclass(frozen=True)
+class OutgoingEvent:
+    """One event for the booking service; its body is made once and sent unchanged on every attempt."""
+
+    id: str
+    type: str
+    booking_id: str
+    body: str
 
 
 def payment_resource(payment: Payment) -> dict[str, object]:

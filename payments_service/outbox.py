@@ -1,208 +1,195 @@
-"""The outgoing-event queue, on RQ: enqueue inside the caller's transaction, count, list, replay."""
+"""The transactional outbox: a Redis stream written with each state change, relayed into RQ.
+
+A state change and its event are one MULTI/EXEC, so the event must be cheap to write there:
+one XADD. The worker's relay then moves entries into the delivery queue (RQ), each batch in a
+MULTI/EXEC that also acknowledges and deletes them, so an event is in the stream or in RQ,
+never in neither. A relay killed between reading and moving leaves its entries pending in the
+consumer group; any relay claims them once they have been idle for RELAY_RECLAIM_SECONDS.
+"""
 
 from __future__ import annotations
 
-import math
+import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import rq.defaults
 from redis import Redis
 from redis.client import Pipeline
-from rq import Queue, Retry, Worker
-from rq.job import Job, JobStatus
-from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-from rq.scheduler import SCHEDULER_KEY_TEMPLATE, SCHEDULER_LOCKING_KEY_TEMPLATE
-from rq.serializers import JSONSerializer
-from rq.suspension import resume, suspend
-from rq.utils import as_text, utcparse
+from redis.exceptions import ResponseError
 
 from . import redis_keys
+from .delivery_queue import DeliveryQueue, EventInfo
+from .events import OutgoingEvent
 
-QUEUE_NAME = "payment-events"
-DELIVER_FUNCTION = "payments_service.delivery.deliver_event"
-# Delivered events stay listed this long; dead ones stay until replayed.
-DELIVERED_RETENTION_SECONDS = 86400
-KEEP_FOREVER = -1
-# RQ's scheduler heartbeats every second; one silent this long is dead (or hung: on waking it
-# finds its lock taken and stops scheduling, so releasing the lock is safe either way).
-SCHEDULER_SILENT_SECONDS = 15
-# A delivery attempt gets this long beyond its HTTP timeout before RQ's death penalty.
-JOB_TIMEOUT_MARGIN_SECONDS = 5
+log = logging.getLogger(__name__)
 
-
-def check_key_prefix() -> None:
-    """Fail at start if rq was imported before payments_service (its keys would leave our slot)."""
-    if rq.defaults.RQ_KEY_PREFIX != redis_keys.RQ_KEY_PREFIX:
-        raise RuntimeError(
-            f"rq was imported with RQ_KEY_PREFIX={rq.defaults.RQ_KEY_PREFIX!r}; payments_service needs "
-            f"{redis_keys.RQ_KEY_PREFIX!r}: import payments_service before rq and leave RQ_KEY_PREFIX unset"
-        )
-
-
-@dataclass(frozen=True)
-class OutgoingEvent:
-    """One event for the booking service; its body is made once and sent unchanged on every attempt."""
-
-    id: str
-    type: str
-    booking_id: str
-    body: str
-
-
-@dataclass(frozen=True)
-class EventInfo:
-    """An outgoing event and where it is in its delivery."""
-
-    id: str
-    type: str
-    booking_id: str
-    state: str
-    attempts: int
-    last_error: str | None
-    created_at: datetime | None
-    next_attempt_at: datetime | None
-
-
-_STATES = {
-    JobStatus.QUEUED: "queued",
-    JobStatus.SCHEDULED: "retrying",
-    JobStatus.STARTED: "delivering",
-    JobStatus.FINISHED: "delivered",
-    JobStatus.FAILED: "dead",
-}
+RELAY_GROUP = "relay"
+RELAY_BATCH = 100
+# A batch moves in milliseconds; one pending this long belongs to a relay that died. Claiming
+# earlier could move a batch its relay is still moving (the event would be delivered twice).
+RELAY_RECLAIM_SECONDS = 30
+# Consumers (one per worker process ever started) with nothing pending are forgotten after this.
+IDLE_CONSUMER_SECONDS = 3600
+_FIELDS = ("id", "type", "booking_id", "body")
 
 
 class Outbox:
-    """Events waiting for, being, or past delivery, held in RQ's queue and registries."""
+    """Every outgoing event: in the stream until a relay moves it, then in the delivery queue."""
 
     def __init__(self, redis: Redis, retry_schedule: tuple[int, ...], delivery_timeout: float) -> None:
-        check_key_prefix()
-        self._redis = redis
-        self._retry_schedule = retry_schedule
-        self._job_timeout = math.ceil(delivery_timeout) + JOB_TIMEOUT_MARGIN_SECONDS
-        self.queue = Queue(QUEUE_NAME, connection=redis, serializer=JSONSerializer)
-        self._scheduled = ScheduledJobRegistry(queue=self.queue)  # type: ignore[no-untyped-call]
-        self._started = StartedJobRegistry(queue=self.queue)
-        self._finished = FinishedJobRegistry(queue=self.queue)
-        self._failed = FailedJobRegistry(queue=self.queue)
+        self.redis = redis
+        self.key = redis_keys.OUTBOX
+        self.delivery = DeliveryQueue(redis, retry_schedule, delivery_timeout)
 
-    def enqueue(self, pipe: Pipeline, event: OutgoingEvent) -> None:
-        """Buffer the delivery job on a pipeline already in MULTI; it exists only if EXEC succeeds."""
-        self.queue.enqueue_call(
-            DELIVER_FUNCTION,
-            args=(event.id, event.body),
-            job_id=event.id,
-            timeout=self._job_timeout,
-            result_ttl=DELIVERED_RETENTION_SECONDS,
-            failure_ttl=KEEP_FOREVER,
-            retry=Retry(max=len(self._retry_schedule), interval=list(self._retry_schedule)),
-            meta={"type": event.type, "booking_id": event.booking_id, "attempts": 0},
-            description=f"{event.type} for {event.booking_id}",
-            pipeline=pipe,
-        )
+    def publish(self, pipe: Pipeline, event: OutgoingEvent) -> None:
+        """Buffer the event on a pipeline already in MULTI; it exists only if EXEC succeeds."""
+        pipe.xadd(self.key, {name: getattr(event, name) for name in _FIELDS})
+
+    def relay(self, consumer: str, block_ms: int | None = None) -> int:
+        """Move the next batch of new entries into the delivery queue; how many moved.
+
+        `block_ms` waits that long for an entry when there is none (None: do not wait).
+        """
+
+        def read() -> Any:
+            return self.redis.xreadgroup(
+                RELAY_GROUP, consumer, {self.key: ">"}, count=RELAY_BATCH, block=block_ms
+            )
+
+        try:
+            answer = read()
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._create_group()
+            answer = read()
+        entries = answer[0][1] if answer else []
+        return self._move(entries)
+
+    def relay_all(self, consumer: str) -> int:
+        """Move every new entry now (burst workers and tests); how many moved."""
+        moved = total = self.relay(consumer)
+        while moved:
+            moved = self.relay(consumer)
+            total += moved
+        return total
+
+    def reclaim(self, consumer: str, min_idle_seconds: float = RELAY_RECLAIM_SECONDS) -> int:
+        """Move entries another relay read but never moved (it died); forget idle consumers."""
+        moved, cursor = 0, "0-0"
+        try:
+            while True:
+                cursor, entries, *_ = self.redis.xautoclaim(
+                    self.key,
+                    RELAY_GROUP,
+                    consumer,
+                    int(min_idle_seconds * 1000),
+                    start_id=cursor,
+                    count=RELAY_BATCH,
+                )
+                moved += self._move(entries)
+                if _text(cursor) == "0-0":
+                    break
+            for info in self.redis.xinfo_consumers(self.key, RELAY_GROUP):
+                idle_ms, name = int(info["idle"]), _text(info["name"])
+                if not info["pending"] and idle_ms > IDLE_CONSUMER_SECONDS * 1000 and name != consumer:
+                    self.redis.xgroup_delconsumer(self.key, RELAY_GROUP, name)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._create_group()
+        return moved
 
     def counts(self) -> dict[str, int]:
-        """Events not yet delivered (queued, waiting to retry, in flight) and dead ones."""
-        with self._redis.pipeline(transaction=False) as pipe:
-            pipe.llen(self.queue.key)
-            pipe.zcard(self._scheduled.key)
-            pipe.zcard(self._started.key)
-            pipe.zcard(self._failed.key)
-            queued, scheduled, started, dead = pipe.execute()
-        return {"pending": int(queued) + int(scheduled) + int(started), "dead": int(dead)}
+        """Events not yet delivered (in the stream, queued, waiting to retry, in flight) and dead ones."""
+        counts = self.delivery.counts()
+        counts["pending"] += int(self.redis.xlen(self.key))
+        return counts
 
-    def queue_on(self, connection: Redis) -> Queue:
-        """This queue over another connection (the worker's, whose reads may block)."""
-        return Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
-
-    def release_dead_scheduler_lock(self) -> bool:
-        """Free the scheduler lock of a scheduler that stopped heartbeating (its worker was killed).
-
-        Left alone, the lock outlives its owner by up to a minute, and retries wait for it.
-        """
-        lock_key = SCHEDULER_LOCKING_KEY_TEMPLATE % QUEUE_NAME
-        owner = self._redis.get(lock_key)
-        if owner is None:
-            return False
-        owner_name = as_text(owner)
-        beat = self._redis.hget(SCHEDULER_KEY_TEMPLATE % owner_name, "last_heartbeat")
-        if beat is not None:
-            silent = (datetime.now(UTC) - utcparse(as_text(beat)).replace(tzinfo=UTC)).total_seconds()
-            if silent < SCHEDULER_SILENT_SECONDS:
-                return False
-        return bool(self._redis.eval(redis_keys.DELETE_IF_OWNER, 1, lock_key, owner_name))
-
-    def pause_workers(self) -> None:
-        """RQ's suspend switch: every worker stops taking jobs until resume_workers()."""
-        suspend(self._redis)
-
-    def resume_workers(self) -> None:
-        resume(self._redis)
-
-    def live_workers(self, hostname: str | None = None) -> int:
-        """Workers with a current heartbeat on this queue (optionally only on one host)."""
-        workers = Worker.all(queue=self.queue)
-        return sum(1 for w in workers if hostname is None or w.hostname == hostname)
+    def ready(self) -> int:
+        """Events a worker can take now: in the stream or queued (not waiting to retry)."""
+        return int(self.redis.xlen(self.key)) + self.delivery.queue.count
 
     def oldest_pending_age(self, now: datetime) -> float:
         """Seconds since the oldest undelivered event was created (0 when none)."""
-        ids = self.queue.get_job_ids(0, 1) + self._scheduled.get_job_ids(0, 0, cleanup=False)
-        ages = [(now - job.created_at).total_seconds() for job in self._fetch(ids) if job.created_at]
-        return max(ages, default=0.0)
+        ages = [self.delivery.oldest_pending_age(now)]
+        first = self.redis.xrange(self.key, count=1)
+        if first:
+            ages.append((now - _entry_time(first[0][0])).total_seconds())
+        return max(ages)
+
+    def waiting(self, limit: int = 200) -> list[OutgoingEvent]:
+        """Events in the stream, oldest first: written, not yet in the delivery queue."""
+        return [event for _, event in self._entries(self.redis.xrange(self.key, count=limit))]
 
     def events(self, dead_only: bool = False, limit: int = 200) -> list[EventInfo]:
-        """Events with their delivery state, newest first within each state."""
-        registries: list[Any] = [self._failed]
+        """Events with their delivery state; those still in the stream are listed as queued."""
+        waiting: list[EventInfo] = []
         if not dead_only:
-            registries = [self._started, self._scheduled, self._failed, self._finished]
-        ids: list[str] = []
-        if not dead_only:
-            ids.extend(self.queue.get_job_ids(0, limit))
-        for registry in registries:
-            ids.extend(registry.get_job_ids(0, limit - 1, desc=True, cleanup=False))
-        return [self._info(job) for job in self._fetch(ids)]
+            for entry_id, event in self._entries(self.redis.xrevrange(self.key, count=limit)):
+                created = _entry_time(entry_id)
+                waiting.append(
+                    EventInfo(event.id, event.type, event.booking_id, "queued", 0, None, created, None)
+                )
+        return waiting + self.delivery.events(dead_only, limit)
 
     def replay(self, event_ids: Iterable[str] | None) -> list[str]:
         """Queue dead events again with a fresh retry schedule; None means every dead event."""
-        ids = list(event_ids) if event_ids is not None else self._failed.get_job_ids(cleanup=False)
-        replayed = []
-        for job in self._fetch(ids):
-            if job.id not in self._failed:
-                continue
-            job.retries_left = len(self._retry_schedule)
-            job.retry_intervals = list(self._retry_schedule)
-            job.meta["replays"] = int(job.meta.get("replays", 0)) + 1
-            self._failed.requeue(job)
-            replayed.append(job.id)
-        return replayed
+        return self.delivery.replay(event_ids)
 
     def unknown(self, event_ids: Iterable[str]) -> list[str]:
-        """Which of these ids are not events we hold."""
-        ids = list(event_ids)
-        found = {job.id for job in self._fetch(ids)}
-        return [i for i in ids if i not in found]
+        """Which of these ids are not events we hold (in the stream or the delivery queue)."""
+        missing = self.delivery.unknown(event_ids)
+        if missing:
+            in_stream = {event.id for _, event in self._scan()}
+            missing = [i for i in missing if i not in in_stream]
+        return missing
 
-    def _fetch(self, ids: list[str]) -> list[Job]:
-        unique = list(dict.fromkeys(ids))
-        jobs = Job.fetch_many(unique, connection=self._redis, serializer=JSONSerializer)
-        return [job for job in jobs if job is not None]
+    def _move(self, entries: list[Any]) -> int:
+        """Enqueue the entries' deliveries, acknowledge and delete them: one MULTI/EXEC."""
+        ids = [entry_id for entry_id, _ in entries if entry_id is not None]
+        if not ids:
+            return 0
+        with self.redis.pipeline() as pipe:
+            for _, event in self._entries(entries):
+                self.delivery.enqueue(pipe, event)
+            pipe.xack(self.key, RELAY_GROUP, *ids)
+            pipe.xdel(self.key, *ids)
+            pipe.execute()
+        return len(ids)
 
-    def _info(self, job: Job) -> EventInfo:
-        status = job.get_status(refresh=False)
-        next_attempt = None
-        if status == JobStatus.SCHEDULED:
-            next_attempt = self._scheduled.get_scheduled_time(job)
-        meta = job.meta or {}
-        return EventInfo(
-            id=job.id,
-            type=str(meta.get("type", "")),
-            booking_id=str(meta.get("booking_id", "")),
-            state=_STATES.get(status, str(status)) if status else "unknown",
-            attempts=int(meta.get("attempts", 0)),
-            last_error=meta.get("last_error"),
-            created_at=job.created_at.replace(tzinfo=UTC) if job.created_at else None,
-            next_attempt_at=next_attempt,
-        )
+    def _entries(self, entries: Any) -> Iterable[tuple[Any, OutgoingEvent]]:
+        for entry_id, fields in entries:
+            if fields is None:
+                continue  # deleted while pending (XAUTOCLAIM reports those separately)
+            try:
+                event = OutgoingEvent(*(_text(fields[name.encode()]) for name in _FIELDS))
+            except KeyError:
+                # Only this module writes the stream; an entry without our fields cannot be sent.
+                log.error("outbox entry without an event; skipped", extra={"entry_id": _text(entry_id)})
+                continue
+            yield entry_id, event
+
+    def _scan(self) -> Iterable[tuple[Any, OutgoingEvent]]:
+        start = "-"
+        while entries := self.redis.xrange(self.key, min=start, count=1000):
+            yield from self._entries(entries)
+            start = "(" + _text(entries[-1][0])
+
+    def _create_group(self) -> None:
+        # From the stream's start: entries written before any relay existed are moved too.
+        try:
+            self.redis.xgroup_create(self.key, RELAY_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _entry_time(entry_id: Any) -> datetime:
+    """A stream entry id starts with the Redis server's clock in milliseconds."""
+    return datetime.fromtimestamp(int(_text(entry_id).split("-")[0]) / 1000, UTC)

@@ -1,9 +1,9 @@
 """Every Redis key the service uses. One hash tag for all of them, RQ's included.
 
 The webhook's atomic step writes the payment, the Stripe event mark, the status index and the
-delivery job in one MULTI/EXEC. On Redis Cluster a transaction must stay in one hash slot, so
-every key carries the same tag; booking ids cannot contain braces, so they never add a tag of
-their own.
+outgoing event in one MULTI/EXEC; the relay moves events into RQ's queue in another. On Redis
+Cluster a transaction must stay in one hash slot, so every key carries the same tag; booking
+ids cannot contain braces, so they never add a tag of their own.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ DELETE_IF_OWNER = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 )
 
+# The transactional outbox (a stream): events written with their state change, before RQ has them.
+OUTBOX = f"{KEY_TAG}:outbox"
 RECONCILE_LOCK = f"{KEY_TAG}:reconcile:lock"
 RECONCILE_EVENTS_CHECKPOINT = f"{KEY_TAG}:reconcile:events-checkpoint"
 STATS = f"{KEY_TAG}:stats"

@@ -37,7 +37,7 @@ class Services:
         stats = self.store.stats()
         return {
             "events": self.outbox.counts(),
-            "queue_depth": self.outbox.queue.count,
+            "queue_depth": self.outbox.ready(),
             "oldest_pending_age": self.outbox.oldest_pending_age(datetime.now(UTC)),
             "open": {status.value: self.store.count_in_status(status) for status in sorted(OPEN)},
             "deliveries": {

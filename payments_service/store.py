@@ -17,7 +17,8 @@ from redis.client import Pipeline
 from redis.exceptions import LockError, WatchError
 
 from . import redis_keys as keys
-from .outbox import Outbox, OutgoingEvent
+from .events import OutgoingEvent
+from .outbox import Outbox
 from .payments import OPEN, Change, Decision, DuplicatePayment, Payment, PaymentStatus
 
 # Stripe retries a webhook for up to three days; its Events API keeps 30. Remember ids longer.
@@ -217,7 +218,7 @@ class PaymentStore:
                         return ApplyResult(ApplyOutcome.UNCHANGED, payment)
                     event = build_event(decision)
                     self._write(pipe, decision.payment, payment)
-                    self.outbox.enqueue(pipe, event)
+                    self.outbox.publish(pipe, event)
                     pipe.execute()
                     return ApplyResult(ApplyOutcome.APPLIED, decision.payment, decision, event)
                 except WatchError:

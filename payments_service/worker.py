@@ -1,12 +1,15 @@
-"""`payments-service worker`: delivers events (RQ) and runs reconciliation every RECONCILE_INTERVAL."""
+"""`payments-service worker`: relays the outbox into RQ, delivers events, reconciles periodically."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
+from redis.exceptions import RedisError
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.suspension import is_suspended
 from rq.worker import SimpleWorker
 
 from . import delivery
@@ -23,6 +26,9 @@ log = logging.getLogger(__name__)
 WORKER_TTL_SECONDS = 20  # an idle worker wakes every 5 s (ttl - 15) and runs due maintenance
 MAINTENANCE_INTERVAL_SECONDS = 10
 ABANDONED_AFTER_JOB_TIMEOUT_SECONDS = 10
+# The relay waits this long for a new outbox entry per read, so it notices a stop within it.
+RELAY_BLOCK_MS = 1000
+RELAY_RECLAIM_INTERVAL_SECONDS = 10
 
 
 class EventWorker(SimpleWorker):
@@ -36,8 +42,33 @@ class EventWorker(SimpleWorker):
 
     def run_maintenance_tasks(self) -> None:
         # A dead worker's scheduler lock would hold back every retry until it expires.
-        self.outbox.release_dead_scheduler_lock()
+        self.outbox.delivery.release_dead_scheduler_lock()
         super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+
+
+class Relay:
+    """Moves events from the outbox stream into the delivery queue while the worker runs."""
+
+    def __init__(self, outbox: Outbox, consumer: str) -> None:
+        self._outbox = outbox
+        self._consumer = consumer
+
+    def run(self, stop: threading.Event) -> None:
+        """Until `stop`: take new entries as they arrive, and those a dead relay left behind."""
+        next_reclaim = 0.0
+        while not stop.is_set():
+            try:
+                # RQ's suspend switch pauses the relay too: nothing moves while workers are paused.
+                if is_suspended(self._outbox.redis):
+                    stop.wait(1)
+                    continue
+                if time.monotonic() >= next_reclaim:
+                    self._outbox.reclaim(self._consumer)
+                    next_reclaim = time.monotonic() + RELAY_RECLAIM_INTERVAL_SECONDS
+                self._outbox.relay(self._consumer, block_ms=RELAY_BLOCK_MS)
+            except RedisError as exc:
+                log.warning("outbox relay: Redis unavailable, retrying", extra={"error": type(exc).__name__})
+                stop.wait(1)
 
 
 def run(services: Services, burst: bool = False) -> None:
@@ -45,20 +76,21 @@ def run(services: Services, burst: bool = False) -> None:
     settings = services.settings
     delivery.install(delivery.EventSender.from_settings(settings), services.store)
     stop = threading.Event()
-    reconciler_thread = None
+    threads = []
     if settings.reconcile_interval > 0 and not burst:
         reconciler = Reconciler(services)
-        reconciler_thread = threading.Thread(
-            target=reconciler.run_periodically,
-            args=(settings.reconcile_interval, stop),
-            name="reconcile",
-            daemon=True,
+        threads.append(
+            threading.Thread(
+                target=reconciler.run_periodically,
+                args=(settings.reconcile_interval, stop),
+                name="reconcile",
+                daemon=True,
+            )
         )
-        reconciler_thread.start()
     # Its own connection: a blocking dequeue outlasts the 5 s socket timeout requests use.
     connection = redis_client(settings, socket_timeout=WORKER_TTL_SECONDS + 10)
     worker = EventWorker(
-        [services.outbox.queue_on(connection)],
+        [services.outbox.delivery.queue_on(connection)],
         connection=connection,
         serializer=JSONSerializer,
         worker_ttl=WORKER_TTL_SECONDS,
@@ -66,11 +98,18 @@ def run(services: Services, burst: bool = False) -> None:
         log_job_description=False,
     )
     worker.outbox = services.outbox
-    services.outbox.release_dead_scheduler_lock()
+    services.outbox.delivery.release_dead_scheduler_lock()
+    if burst:
+        services.outbox.relay_all(worker.name)
+    else:
+        relay = Relay(services.outbox, worker.name)
+        threads.append(threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True))
+    for thread in threads:
+        thread.start()
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
     finally:
-        connection.connection_pool.disconnect()
         stop.set()
-        if reconciler_thread is not None:
-            reconciler_thread.join(timeout=5)
+        for thread in threads:
+            thread.join(timeout=5)
+        connection.connection_pool.disconnect()

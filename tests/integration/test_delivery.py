@@ -52,7 +52,7 @@ def run_worker(services: Services) -> None:
 
 def wait_until_due(services: Services, timeout: float = 5.0) -> None:
     """Poll until the next scheduled retry is due (no fixed sleeps)."""
-    registry = services.outbox._scheduled
+    registry = services.outbox.delivery._scheduled
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if registry.get_jobs_to_schedule(int(time.time())):
@@ -211,11 +211,11 @@ def test_a_dead_schedulers_lock_is_released_and_a_live_ones_is_kept(services: Se
             redis.hset(SCHEDULER_KEY_TEMPLATE % name, "last_heartbeat", utcformat(beat))
 
     holder("alive", silent_for=1)
-    assert services.outbox.release_dead_scheduler_lock() is False
+    assert services.outbox.delivery.release_dead_scheduler_lock() is False
     assert redis.get(lock) == b"alive"
     holder("killed", silent_for=30)
-    assert services.outbox.release_dead_scheduler_lock() is True
+    assert services.outbox.delivery.release_dead_scheduler_lock() is True
     assert redis.get(lock) is None
     holder("vanished", silent_for=None)  # its metadata already expired
-    assert services.outbox.release_dead_scheduler_lock() is True
-    assert services.outbox.release_dead_scheduler_lock() is False  # nothing left to release
+    assert services.outbox.delivery.release_dead_scheduler_lock() is True
+    assert services.outbox.delivery.release_dead_scheduler_lock() is False  # nothing left to release

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from payments_service.services import Services
-from tests.support.flows import open_payment, payment, post_event, queued_types
+from tests.support.flows import open_payment, payment, post_event, queued, queued_types
 from tests.support.stripe_wire import STRIPE_BASE, StripeWire, form
 
 
@@ -56,9 +56,7 @@ def test_the_duplicate_refund_event_names_the_session_and_the_refund(
     first, second = two_paid_sessions(client, auth, stripe)
     post_event(client, first)
     post_event(client, second)
-    job = services.outbox.queue.fetch_job(services.outbox.queue.get_job_ids()[-1])
-    assert job is not None
-    data = json.loads(job.args[1])["data"]
+    data = json.loads(queued(services)[-1].body)["data"]
     [refund_id] = stripe.state.refunds
     assert (data["status"], data["duplicate_session_id"], data["refund_id"]) == (
         "paid",

@@ -39,14 +39,17 @@ def test_a_claim_whose_payment_changed_meanwhile_cannot_save(
     assert current is not None and current.status is PaymentStatus.PROCESSING
 
 
-def test_a_webhook_writes_every_key_in_one_hash_slot(
+def test_a_webhook_and_the_relay_write_every_key_in_one_hash_slot(
     client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
 ) -> None:
-    # MULTI/EXEC (and Redis Cluster) need every key of the step in one slot, RQ's included.
+    # MULTI/EXEC (and Redis Cluster) need every key of a step in one slot, RQ's included.
     session_id = open_payment(client, auth, "bk_c")["session_id"]
     stripe.state.pay(session_id, notify=False)
     assert post_event(client, stripe.state.events[-1]).get_json()["outcome"] == "processed"
     assert len(queued_events(services)) == 1
+    written = services.redis.keys("*")
+    assert keys.OUTBOX.encode() in written
+    assert services.outbox.relay_all("test-relay") == 1
     written = services.redis.keys("*")
     assert any(k.startswith(f"{keys.KEY_TAG}:rq:".encode()) for k in written)
     assert len({key_slot(k) for k in written}) == 1

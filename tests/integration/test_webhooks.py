@@ -13,7 +13,7 @@ import redis
 from payments_service import redis_keys
 from payments_service.services import Services
 from tests.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
-from tests.support.flows import open_payment, post_event, queued_events, queued_types
+from tests.support.flows import open_payment, post_event, queued, queued_events, queued_types
 from tests.support.redis_server import RedisServer
 from tests.support.signing import stripe_signature
 from tests.support.stripe_wire import StripeWire
@@ -31,10 +31,9 @@ def test_a_paid_completion_marks_the_booking_paid_and_queues_one_event(
     payment = client.get("/v1/payments/bk_1", headers=auth).get_json()
     assert (payment["status"], payment["version"], payment["checkout_url"]) == ("paid", 2, None)
     assert payment["payment_intent"] == stripe.state.sessions[session_id]["payment_intent"]
-    [job_id] = queued_events(services)
-    job = services.outbox.queue.fetch_job(job_id)
-    assert job is not None and job.meta["type"] == "payment.paid"
-    assert json.loads(job.args[1])["data"] == payment
+    [queued_event] = queued(services)
+    assert queued_event.type == "payment.paid"
+    assert json.loads(queued_event.body)["data"] == payment
     mark_ttl = services.redis.ttl(redis_keys.stripe_event(event["id"]))
     assert mark_ttl >= 30 * 86400
 
@@ -191,8 +190,8 @@ def test_an_expired_session_expires_the_payment(
     assert post_event(client, stripe.state.events[-1]).get_json()["outcome"] == "processed"
     payment = client.get("/v1/payments/bk_1", headers=auth).get_json()
     assert (payment["status"], payment["checkout_url"]) == ("expired", None)
-    job = services.outbox.queue.fetch_job(queued_events(services)[0])
-    assert job is not None and json.loads(job.args[1])["data"]["reason"] == "checkout_session_expired"
+    [queued_event] = queued(services)
+    assert json.loads(queued_event.body)["data"]["reason"] == "checkout_session_expired"
 
 
 def test_an_event_for_a_session_we_did_not_open_for_that_booking_changes_nothing(
@@ -262,4 +261,4 @@ def test_redis_down_is_a_503_so_that_stripe_delivers_again(
     assert post_event(client, event).get_json()["outcome"] == "processed"
     assert client.get("/v1/payments/bk_1", headers=auth).get_json()["status"] == "paid"
     with redis.Redis.from_url(own_redis.url) as check:
-        assert check.llen(f"{redis_keys.RQ_KEY_PREFIX}:queue:payment-events") == 1
+        assert check.xlen(redis_keys.OUTBOX) == 1

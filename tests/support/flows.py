@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from payments_service.events import OutgoingEvent
 from payments_service.services import Services
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.signing import stripe_signature
@@ -37,13 +38,17 @@ def services_of(app: Any) -> Services:
     return services
 
 
+def queued(services: Services) -> list[OutgoingEvent]:
+    """Events written with their change and not yet taken by a worker (the outbox), oldest first."""
+    return services.outbox.waiting()
+
+
 def queued_events(services: Services) -> list[str]:
-    return services.outbox.queue.get_job_ids()
+    return [event.id for event in queued(services)]
 
 
 def queued_types(services: Services) -> list[str]:
-    jobs = [services.outbox.queue.fetch_job(job_id) for job_id in queued_events(services)]
-    return [job.meta["type"] for job in jobs if job is not None]
+    return [event.type for event in queued(services)]
 
 
 def payment(client: Any, auth: dict[str, str], booking_id: str = "bk_1") -> dict[str, Any]:

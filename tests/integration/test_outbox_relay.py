@@ -1,0 +1,109 @@
+"""The outbox stream and its relay into RQ: nothing lost, nothing moved twice, visible throughout."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from payments_service import redis_keys as keys
+from payments_service.outbox import RELAY_GROUP
+from payments_service.services import Services
+from payments_service.worker import Relay
+from tests.support.flows import open_payment, post_event, queued
+from tests.support.stripe_wire import StripeWire
+
+
+def pay(client: Any, auth: dict[str, str], stripe: StripeWire, booking_id: str) -> None:
+    stripe.state.pay(open_payment(client, auth, booking_id)["session_id"], notify=False)
+    assert post_event(client, stripe.state.events[-1]).get_json()["outcome"] == "processed"
+
+
+def delivery_jobs(services: Services) -> list[Any]:
+    queue = services.outbox.delivery.queue
+    return [queue.fetch_job(job_id) for job_id in queue.get_job_ids()]
+
+
+def test_an_event_waits_in_the_outbox_until_a_relay_moves_it_into_the_delivery_queue(
+    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+) -> None:
+    pay(client, auth, stripe, "bk_1")
+    [waiting] = queued(services)
+    [listed] = services.outbox.events()
+    assert (listed.id, listed.type, listed.booking_id, listed.state) == (
+        waiting.id,
+        "payment.paid",
+        "bk_1",
+        "queued",
+    )
+    assert client.get("/health").get_json()["events"] == {"pending": 1, "dead": 0}
+    assert services.outbox.ready() == 1
+    assert services.outbox.relay_all("relay-a") == 1
+    assert queued(services) == []
+    [job] = delivery_jobs(services)
+    assert (job.id, job.args[1], job.meta["type"]) == (waiting.id, waiting.body, "payment.paid")
+    assert json.loads(job.args[1])["data"]["status"] == "paid"
+    assert client.get("/health").get_json()["events"] == {"pending": 1, "dead": 0}  # now in RQ's queue
+    assert services.outbox.relay_all("relay-b") == 0
+
+
+def test_entries_a_killed_relay_had_read_are_moved_once_by_another_after_they_idle(
+    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+) -> None:
+    for booking_id in ("bk_a", "bk_b"):
+        pay(client, auth, stripe, booking_id)
+    assert services.outbox.relay_all("earlier") == 2  # moved as usual
+    for booking_id in ("bk_c", "bk_d"):
+        pay(client, auth, stripe, booking_id)
+    # A relay reads the new entries and is killed before its MULTI/EXEC: they stay pending, unmoved.
+    read = services.redis.xreadgroup(RELAY_GROUP, "killed", {keys.OUTBOX: ">"}, count=10)
+    assert len(read[0][1]) == 2
+    assert services.outbox.relay_all("alive") == 0  # not new any more
+    assert services.outbox.reclaim("alive") == 0  # read moments ago: its relay may still be moving them
+    assert services.outbox.counts()["pending"] == 4  # and yet counted, not lost
+    assert services.outbox.reclaim("alive", min_idle_seconds=0) == 2
+    assert services.outbox.reclaim("alive", min_idle_seconds=0) == 0
+    assert sorted(job.meta["booking_id"] for job in delivery_jobs(services)) == [
+        "bk_a",
+        "bk_b",
+        "bk_c",
+        "bk_d",
+    ]
+    assert services.redis.xlen(keys.OUTBOX) == 0
+    assert services.redis.xpending(keys.OUTBOX, RELAY_GROUP)["pending"] == 0
+
+
+def test_the_relay_holds_still_while_workers_are_paused_and_moves_when_resumed(
+    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+) -> None:
+    pay(client, auth, stripe, "bk_1")
+    services.outbox.delivery.pause_workers()
+    stop = threading.Event()
+    relay = threading.Thread(target=Relay(services.outbox, "relay-thread").run, args=(stop,))
+    relay.start()
+    try:
+        time.sleep(0.3)  # the relay has looked at least once
+        assert len(queued(services)) == 1
+        services.outbox.delivery.resume_workers()
+        deadline = time.monotonic() + 10
+        while queued(services) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert queued(services) == []
+        assert len(delivery_jobs(services)) == 1
+    finally:
+        stop.set()
+        relay.join(timeout=5)
+    assert not relay.is_alive()  # a stop is noticed within one blocking read
+
+
+def test_the_oldest_pending_age_and_known_ids_include_events_still_in_the_outbox(
+    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+) -> None:
+    assert services.outbox.oldest_pending_age(datetime.now(UTC)) == 0
+    pay(client, auth, stripe, "bk_1")
+    later = datetime.now(UTC) + timedelta(seconds=60)
+    assert 59 <= services.outbox.oldest_pending_age(later) <= 65
+    [waiting] = queued(services)
+    assert services.outbox.unknown([waiting.id, "msg_nope"]) == ["msg_nope"]
