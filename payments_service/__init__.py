@@ -54,5 +54,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     errors.register_error_handlers(app)
     http.install(app)
     # Outermost first: ids, logs and metrics around everything; Stripe's webhooks before Flask.
-    app.wsgi_app = http.RequestMiddleware(StripeWebhookEndpoint(app.wsgi_app, services))  # type: ignore[method-assign]
+    flask_app = http.BoundedBody(app.wsgi_app, MAX_API_BODY_BYTES)
+    app.wsgi_app = http.RequestMiddleware(StripeWebhookEndpoint(flask_app, services))  # type: ignore[method-assign]
     return app

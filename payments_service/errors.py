@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,15 @@ class Problem:
             data["detail"] = self.detail
         data.update(self.extra)
         return json.dumps(data).encode()
+
+    def wsgi(self, start_response: Callable[..., Any]) -> list[bytes]:
+        """This problem as a plain WSGI answer (for the endpoints in front of Flask)."""
+        body = self.body()
+        start_response(
+            f"{self.status} {HTTP_STATUS_CODES.get(self.status, 'Error')}",
+            [("Content-Type", PROBLEM_JSON), ("Content-Length", str(len(body))), *self.headers.items()],
+        )
+        return [body]
 
     def response(self) -> Response:
         response = Response(self.body(), status=self.status, mimetype=PROBLEM_JSON)

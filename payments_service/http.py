@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import io
 import logging
 import re
 import time
@@ -15,6 +16,7 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from . import logs, metrics
+from .errors import Problem
 from .services import Services
 
 log = logging.getLogger("payments_service.access")
@@ -28,6 +30,30 @@ def services() -> Services:
     """The object graph create_app built for this app."""
     built: Services = current_app.extensions["payments"]
     return built
+
+
+class BoundedBody:
+    """Reads a body sent without Content-Length (chunked) up to a limit, so Flask knows its size.
+
+    werkzeug silently cuts such a body at MAX_CONTENT_LENGTH: padded JSON over the limit would
+    parse, and anything else would fail as invalid JSON (400) instead of being too large (413).
+    """
+
+    def __init__(self, app: WsgiApp, limit: int) -> None:
+        self._app = app
+        self._limit = limit
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if (
+            not environ.get("CONTENT_LENGTH")
+            and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        ):
+            body = environ["wsgi.input"].read(self._limit + 1)
+            if len(body) > self._limit:
+                return Problem(413, f"request bodies are limited to {self._limit} bytes").wsgi(start_response)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self._app(environ, start_response)
 
 
 class RequestMiddleware:

@@ -11,10 +11,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from werkzeug.http import HTTP_STATUS_CODES
-
 from . import logs, metrics
-from .errors import PROBLEM_JSON, Problem, problem_for
+from .errors import Problem, problem_for
 from .http import ROUTE, WsgiApp
 from .services import Services
 from .stripe_objects import InvalidWebhook
@@ -75,11 +73,7 @@ def _read_body(environ: dict[str, Any]) -> bytes | None:
 
 def _answer(start_response: Callable[..., Any], result: Problem | dict[str, object]) -> Iterable[bytes]:
     if isinstance(result, Problem):
-        status, body, content_type, headers = result.status, result.body(), PROBLEM_JSON, dict(result.headers)
-    else:
-        status, body, content_type, headers = 200, json.dumps(result).encode(), "application/json", {}
-    start_response(
-        f"{status} {HTTP_STATUS_CODES.get(status, 'Error')}",
-        [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers.items()],
-    )
+        return result.wsgi(start_response)
+    body = json.dumps(result).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
