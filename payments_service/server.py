@@ -15,8 +15,9 @@ from . import logs
 from .settings import Settings
 
 # A request spends most of its life waiting for Stripe (hundreds of ms). gevent workers keep
-# serving while they wait: sync workers manage ~6 checkouts/s, gevent ~750 on two cores.
-WORKER_CLASS = "gevent"
+# serving while they wait: sync workers manage ~6 checkouts/s, gevent ~750 on two cores. This
+# one is gevent's pywsgi server held to gunicorn's keep-alive rules (see gevent_worker).
+WORKER_CLASS = "payments_service.gevent_worker.PaymentsWorker"
 WORKER_CONNECTIONS = 1000
 GRACEFUL_TIMEOUT = 30
 KEEPALIVE = 5
