@@ -12,6 +12,7 @@ from .checkout import CheckoutService
 from .metrics import StateCollector
 from .outbox import Outbox
 from .payments import OPEN
+from .redis_connection import connection_class
 from .refunds import RefundService
 from .settings import Settings
 from .store import PaymentStore
@@ -57,6 +58,9 @@ REDIS_MAX_CONNECTIONS = 64
 
 def redis_client(settings: Settings, socket_timeout: float = 5) -> Redis:
     """Short timeouts: a Redis outage must become a 503 quickly, not a hung request."""
+    options: dict[str, Any] = {}
+    if settings.redis_url.startswith("redis://"):  # rediss:// and unix:// keep their own classes
+        options["connection_class"] = connection_class()
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=REDIS_MAX_CONNECTIONS,
@@ -64,6 +68,7 @@ def redis_client(settings: Settings, socket_timeout: float = 5) -> Redis:
         socket_connect_timeout=2,
         socket_timeout=socket_timeout,
         health_check_interval=30,
+        **options,
     )
     return Redis(connection_pool=pool)
 

@@ -1,0 +1,49 @@
+"""The Redis connection `serve` uses: its hand-out check answers at once and still spots a dead socket."""
+
+from __future__ import annotations
+
+import time
+
+from redis import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError
+
+from payments_service.redis_connection import GeventFriendlyConnection
+
+
+def dead(connection: GeventFriendlyConnection) -> bool:
+    try:
+        return connection.can_read()
+    except ConnectionError:
+        return True
+
+
+def test_the_check_answers_no_for_an_idle_connection_and_yes_for_a_closed_or_unread_one(
+    redis_url: str,
+) -> None:
+    pool = BlockingConnectionPool.from_url(
+        redis_url, max_connections=1, connection_class=GeventFriendlyConnection
+    )
+    client = Redis(connection_pool=pool)
+    try:
+        first_id = client.client_id()
+        connection = pool.get_connection()
+        assert isinstance(connection, GeventFriendlyConnection)
+        assert connection.can_read() is False  # idle and healthy: handed out as it is
+        with Redis.from_url(redis_url) as operator:
+            assert operator.client_kill_filter(_id=first_id) == 1
+        deadline = time.monotonic() + 5
+        while not dead(connection) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert dead(connection)  # the server closed it: readable (EOF), as redis-py's own check sees it
+        pool.release(connection)
+        assert client.client_id() != first_id  # and the next command runs on a new connection
+        connection = pool.get_connection()
+        connection.send_command("PING")  # an answer nobody reads
+        deadline = time.monotonic() + 5
+        while not connection.can_read() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert connection.can_read() is True
+        connection.disconnect()
+        pool.release(connection)
+    finally:
+        pool.disconnect()
