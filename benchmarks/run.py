@@ -129,7 +129,7 @@ def open_payments(settings: Settings, count: int) -> list[tuple[str, str]]:
                 updated_at=now,
                 sessions=(session,),
             ),
-            None,
+            previous=None,
         )
         return booking, session
 

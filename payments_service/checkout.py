@@ -64,13 +64,13 @@ class CheckoutService:
                     continue
                 payment = self._new_session(req, existing, success_url, cancel_url)
                 try:
-                    claim.save(payment, existing.version if existing else None)
+                    claim.save(payment)
                     return payment, True
                 except VersionConflict:
                     landed = claim.reread()
                     if landed is not None and landed.session_id == payment.session_id:
-                        # The save went through and only Redis's answer was lost (redis-py reports a
-                        # connection lost during EXEC as a conflict): this session is the booking's.
+                        # The save went through and only Redis's answer was lost (the store reports
+                        # that as a conflict): this session is the booking's.
                         return landed, True
                     # A webhook changed the payment while we talked to Stripe; nobody has this URL yet.
                     self._stripe.expire_session_quietly(payment.session_id)

@@ -44,6 +44,36 @@ DELETE_IF_OWNER = (
 
 # The transactional outbox (a stream): events written with their state change, before RQ has them.
 OUTBOX = f"{KEY_TAG}:outbox"
+# Writes a payment if it is still at the version its writer read (ARGV[1]; '' = it must not
+# exist yet), then one operation per further key: zrem member | zadd member score | set value |
+# release token (delete a lock still held by that token). Returns 1 written, 0 conflict.
+SAVE_IF_VERSION = """
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '' then
+  if current then return 0 end
+elseif not current or tostring(cjson.decode(current).version) ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2])
+local a = 3
+for i = 2, #KEYS do
+  local op = ARGV[a]
+  if op == 'zadd' then
+    redis.call('ZADD', KEYS[i], ARGV[a + 2], ARGV[a + 1])
+    a = a + 3
+  else
+    if op == 'zrem' then
+      redis.call('ZREM', KEYS[i], ARGV[a + 1])
+    elseif op == 'set' then
+      redis.call('SET', KEYS[i], ARGV[a + 1])
+    elseif op == 'release' and redis.call('GET', KEYS[i]) == ARGV[a + 1] then
+      redis.call('DEL', KEYS[i])
+    end
+    a = a + 2
+  end
+end
+return 1
+"""
 RECONCILE_LOCK = f"{KEY_TAG}:reconcile:lock"
 RECONCILE_EVENTS_CHECKPOINT = f"{KEY_TAG}:reconcile:events-checkpoint"
 STATS = f"{KEY_TAG}:stats"

@@ -14,7 +14,7 @@ from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
-from redis.exceptions import LockError, WatchError
+from redis.exceptions import ConnectionError, LockError, TimeoutError, WatchError
 
 from . import redis_keys as keys
 from .events import OutgoingEvent
@@ -67,14 +67,15 @@ class Claim:
         The resource and its version stay as they are; a concurrent change still conflicts.
         """
         marked = dataclasses.replace(payment, cancel_requested=True)
-        self._store.save(marked, payment.version)
+        self._store.save(marked, payment)
         self.payment = marked
         return marked
 
-    def save(self, payment: Payment, expected_version: int | None) -> None:
+    def save(self, payment: Payment) -> None:
+        """Write over the payment as this claim last read it, and release the lock."""
         if self._lock is None:
             raise RuntimeError("this claim does not hold the booking's lock")
-        self._store.save(payment, expected_version, release=self._lock)
+        self._store.save(payment, self.payment, release=self._lock)
         self.released = True
         self.payment = payment
 
@@ -93,6 +94,7 @@ class PaymentStore:
     def __init__(self, redis: Redis, outbox: Outbox) -> None:
         self._redis = redis
         self.outbox = outbox
+        self._save_script = redis.register_script(keys.SAVE_IF_VERSION)
 
     def ping(self) -> bool:
         return bool(self._redis.ping())
@@ -164,26 +166,29 @@ class PaymentStore:
                 pass  # held past `hold` seconds and expired; the next holder already moved on
 
     def save(
-        self, payment: Payment, expected_version: int | None, release: tuple[str, str] | None = None
+        self, payment: Payment, previous: Payment | None, release: tuple[str, str] | None = None
     ) -> None:
-        """Write a payment if it is still at the version we read (None: must not exist).
+        """Write a payment over `previous` (None: there must be none) if it is still at that version.
 
-        `release` (lock key, token) frees a claim in the same transaction.
+        One round trip: a script checks the version and writes the payment, its index entries and
+        (`release`: lock key, token) frees a claim. VersionConflict if the payment moved on, or
+        if the connection died before the answer came (whether it was written is then unknown).
         """
-        key = keys.payment(payment.booking_id)
-        with self._redis.pipeline() as pipe:
-            try:
-                [raw] = _watch_and_read(pipe, [key])
-                previous = decode(raw) if raw is not None else None
-                if (previous.version if previous else None) != expected_version:
-                    raise VersionConflict(payment.booking_id)
-                pipe.multi()
-                self._write(pipe, payment, previous)
-                if release is not None:
-                    pipe.eval(keys.DELETE_IF_OWNER, 1, *release)
-                pipe.execute()
-            except WatchError:
-                raise VersionConflict(payment.booking_id) from None
+        ops = _index_ops(payment, previous)
+        if release is not None:
+            ops.append(("release", release[0], (release[1],)))
+        args = [str(previous.version) if previous else "", encode(payment)]
+        for op, _, op_args in ops:
+            args += [op, *op_args]
+        try:
+            written = self._save_script(
+                keys=[keys.payment(payment.booking_id), *(k for _, k, _ in ops)], args=args
+            )
+        except (ConnectionError, TimeoutError):
+            # The script may have run and only its answer been lost: the caller rereads to see.
+            raise VersionConflict(payment.booking_id) from None
+        if not written:
+            raise VersionConflict(payment.booking_id)
 
     def apply(
         self,
@@ -217,7 +222,14 @@ class PaymentStore:
                         pipe.execute()
                         return ApplyResult(ApplyOutcome.UNCHANGED, payment)
                     event = build_event(decision)
-                    self._write(pipe, decision.payment, payment)
+                    pipe.set(keys.payment(booking_id), encode(decision.payment))
+                    for op, key, args in _index_ops(decision.payment, payment):
+                        if op == "zadd":
+                            pipe.zadd(key, {args[0]: int(args[1])})
+                        elif op == "zrem":
+                            pipe.zrem(key, args[0])
+                        else:
+                            pipe.set(key, args[0])
                     self.outbox.publish(pipe, event)
                     pipe.execute()
                     return ApplyResult(ApplyOutcome.APPLIED, decision.payment, decision, event)
@@ -262,14 +274,17 @@ class PaymentStore:
     def stats(self) -> dict[str, int]:
         return {_text(k): int(v) for k, v in self._redis.hgetall(keys.STATS).items()}
 
-    def _write(self, pipe: Pipeline, payment: Payment, previous: Payment | None) -> None:
-        pipe.set(keys.payment(payment.booking_id), encode(payment))
-        if previous is not None and previous.status in OPEN and previous.status is not payment.status:
-            pipe.zrem(keys.status_index(previous.status), payment.booking_id)
-        if payment.status in OPEN:
-            pipe.zadd(keys.status_index(payment.status), {payment.booking_id: payment.updated_at})
-        if payment.payment_intent and (previous is None or previous.payment_intent != payment.payment_intent):
-            pipe.set(keys.intent(payment.payment_intent), payment.booking_id)
+
+def _index_ops(payment: Payment, previous: Payment | None) -> list[tuple[str, str, tuple[str, ...]]]:
+    """What else changes with a payment: status index entries and the payment intent's booking."""
+    ops: list[tuple[str, str, tuple[str, ...]]] = []
+    if previous is not None and previous.status in OPEN and previous.status is not payment.status:
+        ops.append(("zrem", keys.status_index(previous.status), (payment.booking_id,)))
+    if payment.status in OPEN:
+        ops.append(("zadd", keys.status_index(payment.status), (payment.booking_id, str(payment.updated_at))))
+    if payment.payment_intent and (previous is None or previous.payment_intent != payment.payment_intent):
+        ops.append(("set", keys.intent(payment.payment_intent), (payment.booking_id,)))
+    return ops
 
 
 def _watch_and_read(pipe: Pipeline, keys: list[str]) -> list[Any]:

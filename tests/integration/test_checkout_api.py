@@ -233,7 +233,7 @@ def test_a_session_past_its_expiry_is_replaced(
     stored = services.store.get("bk_42")
     assert stored is not None
     stripe.state.expire(old["session_id"])
-    services.store.save(dataclasses.replace(stored, expires_at=int(time.time()) - 1), stored.version)
+    services.store.save(dataclasses.replace(stored, expires_at=int(time.time()) - 1), stored)
     response = create(client, auth)
     assert response.status_code == 201
     assert response.get_json()["session_id"] != old["session_id"]
@@ -249,7 +249,7 @@ def test_a_finished_unpaid_payment_gets_a_new_session(
     create(client, auth)
     stored = services.store.get("bk_42")
     assert stored is not None
-    services.store.save(stored.evolve(int(time.time()), status=status, checkout_url=None), stored.version)
+    services.store.save(stored.evolve(int(time.time()), status=status, checkout_url=None), stored)
     response = create(client, auth)
     assert response.status_code == 201
     assert response.get_json()["status"] == "pending"
@@ -267,7 +267,7 @@ def test_a_paid_booking_cannot_be_charged_again(
     create(client, auth)
     stored = services.store.get("bk_42")
     assert stored is not None
-    services.store.save(stored.evolve(int(time.time()), status=status), stored.version)
+    services.store.save(stored.evolve(int(time.time()), status=status), stored)
     response = create(client, auth, amount=9999)
     assert response.status_code == 409
     assert response.content_type == "application/problem+json"

@@ -30,13 +30,31 @@ def test_a_claim_whose_payment_changed_meanwhile_cannot_save(
         stored = claim.payment
         assert stored is not None
         # A webhook changes the payment while the claim talks to Stripe.
-        services.store.save(stored.evolve(int(time.time()), status=PaymentStatus.PROCESSING), stored.version)
+        services.store.save(stored.evolve(int(time.time()), status=PaymentStatus.PROCESSING), stored)
         with pytest.raises(VersionConflict):
-            claim.save(dataclasses.replace(stored, description="changed"), stored.version)
+            claim.save(dataclasses.replace(stored, description="changed"))
         assert services.redis.exists(keys.booking_lock("bk_c")) == 1  # held until the claim ends
     assert services.redis.exists(keys.booking_lock("bk_c")) == 0
     current = services.store.get("bk_c")
     assert current is not None and current.status is PaymentStatus.PROCESSING
+
+
+def test_a_checkout_saves_the_payment_and_its_index_entry_and_frees_the_lock_in_one_round_trip(
+    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+) -> None:
+    services.redis.script_flush()  # as after a Redis restart: the first call finds no script
+    services.redis.config_resetstat()
+    created = open_payment(client, auth, "bk_s")
+    commands = {  # calls that ran (a NOSCRIPT answer counts as a failed call)
+        name.removeprefix("cmdstat_"): stat["calls"] - stat["failed_calls"]
+        for name, stat in services.redis.info("commandstats").items()
+    }
+    stored = services.store.get("bk_s")
+    assert stored is not None and stored.session_id == created["session_id"]
+    assert services.redis.zscore(keys.status_index("pending"), "bk_s") == stored.updated_at
+    assert services.redis.exists(keys.booking_lock("bk_s")) == 0
+    assert commands["evalsha"] == 1  # the save: one script that ran
+    assert "watch" not in commands and "multi" not in commands
 
 
 def test_a_webhook_and_the_relay_write_every_key_in_one_hash_slot(
@@ -55,14 +73,15 @@ def test_a_webhook_and_the_relay_write_every_key_in_one_hash_slot(
     assert len({key_slot(k) for k in written}) == 1
 
 
-class ExecAnswerLost:
-    """A TCP proxy in front of Redis that, once armed, delivers one EXEC and drops its answer.
+class AnswerLost:
+    """A TCP proxy in front of Redis that, once armed, delivers one command and drops its answer.
 
-    Redis runs the transaction; the client sees its connection die, as after a network failure.
+    Redis runs it; the client sees its connection die, as after a network failure.
     """
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, command: bytes) -> None:
         self.armed = False
+        self._marker = b"$%d\r\n%s\r\n" % (len(command), command)
         self.fired = threading.Event()
         self._upstream_port = upstream_port
         self._sockets: list[socket.socket] = []
@@ -85,7 +104,7 @@ class ExecAnswerLost:
     def _requests(self, client: socket.socket, upstream: socket.socket, cut: threading.Event) -> None:
         with contextlib.suppress(OSError):
             while data := client.recv(65536):
-                if self.armed and b"$4\r\nEXEC\r\n" in data:
+                if self.armed and self._marker in data:
                     self.armed = False
                     cut.set()
                     upstream.sendall(data)
@@ -109,8 +128,12 @@ class ExecAnswerLost:
 def test_a_checkout_whose_save_landed_but_whose_answer_was_lost_keeps_its_session(
     own_redis: RedisServer, app_factory: Any, auth: dict[str, str], stripe: StripeWire
 ) -> None:
-    proxy = ExecAnswerLost(int(own_redis.url.rsplit(":", 1)[1].split("/")[0]))
+    # The save is one script call (EVALSHA); a first checkout has Redis load the script.
+    proxy = AnswerLost(int(own_redis.url.rsplit(":", 1)[1].split("/")[0]), b"EVALSHA")
     client = app_factory(proxy.url).test_client()
+    assert (
+        client.post("/v1/payments", json={**BODY, "booking_id": "bk_first"}, headers=auth).status_code == 201
+    )
     proxy.armed = True
     response = client.post("/v1/payments", json={**BODY, "booking_id": "bk_lost"}, headers=auth)
     proxy.close()
