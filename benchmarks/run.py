@@ -90,10 +90,14 @@ class CpuMeter:
         self.start = {name: cpu_seconds(pid) for name, pid in processes.items()}
         self.started = time.monotonic()
 
-    def shares(self) -> str:
+    def cores(self) -> dict[str, float]:
         wall = time.monotonic() - self.started
-        used = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.processes.items()}
-        return ", ".join(f"{name} {seconds / wall:.2f}" for name, seconds in used.items()) + " cores"
+        return {name: (cpu_seconds(pid) - self.start[name]) / wall for name, pid in self.processes.items()}
+
+
+def cpu_line(cores: dict[str, float], rps: float) -> str:
+    shares = ", ".join(f"{name} {used:.2f}" for name, used in cores.items())
+    return f"{shares} cores; serve {cores['serve'] / rps * 1000:.2f} ms of CPU per request"
 
 
 def tree_memory_mb(pid: int) -> tuple[float, float]:
@@ -204,7 +208,7 @@ def checkout_phase(api: str, seconds: int, processes: dict[str, int]) -> dict[st
     wrk("checkout.lua", api, CHECKOUT_CONNECTIONS, 5, {**load, "BENCH_RUN": "warm"})
     meter = CpuMeter(processes)
     checkout = wrk("checkout.lua", api, CHECKOUT_CONNECTIONS, seconds, {**load, "BENCH_RUN": "main"})
-    checkout["cpu"] = meter.shares()
+    checkout["cpu"] = cpu_line(meter.cores(), checkout["rps"])
     return checkout
 
 
@@ -218,7 +222,7 @@ def webhook_phase(api: str, seconds: int, settings: Settings, processes: dict[st
     services.outbox.delivery.pause_workers()
     meter = CpuMeter(processes)
     webhook = wrk("webhook.lua", api, WEBHOOK_CONNECTIONS, seconds, {"BENCH_EVENTS": str(events_file)})
-    webhook["cpu"] = meter.shares()
+    webhook["cpu"] = cpu_line(meter.cores(), webhook["rps"])
     if webhook["requests"] > len(opened):
         raise SystemExit("the webhook run sent some events twice; raise the event count")
     queued = services.outbox.counts()["pending"]

@@ -1,10 +1,11 @@
 """The transactional outbox: a Redis stream written with each state change, relayed into RQ.
 
-A state change and its event are one MULTI/EXEC, so the event must be cheap to write there:
-one XADD. The worker's relay then moves entries into the delivery queue (RQ), each batch in a
-MULTI/EXEC that also acknowledges and deletes them, so an event is in the stream or in RQ,
-never in neither. A relay killed between reading and moving leaves its entries pending in the
-consumer group; any relay claims them once they have been idle for RELAY_RECLAIM_SECONDS.
+A state change and its event are one atomic write (see redis_keys.COMPARE_AND_WRITE), so the
+event must be cheap to write there: one XADD. The worker's relay then moves entries into the
+delivery queue (RQ), each batch in a MULTI/EXEC that also acknowledges and deletes them, so an
+event is in the stream or in RQ, never in neither. A relay killed between reading and moving
+leaves its entries pending in the consumer group; any relay claims them once they have been
+idle for RELAY_RECLAIM_SECONDS.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
-from redis.client import Pipeline
 from redis.exceptions import ResponseError
 
 from . import redis_keys
@@ -42,9 +42,9 @@ class Outbox:
         self.key = redis_keys.OUTBOX
         self.delivery = DeliveryQueue(redis, retry_schedule, delivery_timeout)
 
-    def publish(self, pipe: Pipeline, event: OutgoingEvent) -> None:
-        """Buffer the event on a pipeline already in MULTI; it exists only if EXEC succeeds."""
-        pipe.xadd(self.key, {name: getattr(event, name) for name in _FIELDS})
+    def entry(self, event: OutgoingEvent) -> tuple[str, ...]:
+        """The stream entry's fields and values, for the writer's atomic step (XADD key * ...)."""
+        return tuple(part for name in _FIELDS for part in (name, getattr(event, name)))
 
     def relay(self, consumer: str, block_ms: int | None = None) -> int:
         """Move the next batch of new entries into the delivery queue; how many moved.

@@ -13,10 +13,12 @@ from .metrics import StateCollector
 from .outbox import Outbox
 from .payments import OPEN
 from .redis_connection import connection_class
+from .redis_pipelining import GeventBatching, Pipelined
 from .refunds import RefundService
 from .settings import Settings
 from .store import PaymentStore
 from .stripe_gateway import StripeGateway
+from .stripe_http import gevent_patched
 from .sync import StripeSync
 
 
@@ -77,7 +79,9 @@ def build(settings: Settings, redis: Redis | None = None) -> Services:
     """Wire the object graph; no network calls happen here."""
     redis = redis or redis_client(settings)
     outbox = Outbox(redis, settings.event_retry_schedule, settings.event_delivery_timeout)
-    store = PaymentStore(redis, outbox)
+    # In serve's gevent workers, concurrent requests share Redis round trips (see redis_pipelining).
+    batching = GeventBatching if gevent_patched() else Pipelined
+    store = PaymentStore(redis, outbox, batching(redis.connection_pool))
     stripe = StripeGateway.from_settings(settings)
     sync = StripeSync(store, stripe)
     return Services(

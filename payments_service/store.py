@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 import uuid
@@ -13,17 +14,23 @@ from enum import StrEnum
 from typing import Any
 
 from redis import Redis
-from redis.client import Pipeline
-from redis.exceptions import ConnectionError, LockError, TimeoutError, WatchError
+from redis.exceptions import ConnectionError, LockError, NoScriptError, TimeoutError
 
 from . import redis_keys as keys
 from .events import OutgoingEvent
 from .outbox import Outbox
 from .payments import OPEN, Change, Decision, DuplicatePayment, Payment, PaymentStatus
+from .redis_pipelining import Command, Pipelined
 
 # Stripe retries a webhook for up to three days; its Events API keeps 30. Remember ids longer.
 STRIPE_EVENT_MARK_SECONDS = 35 * 86400
 MAX_TRANSACTION_ATTEMPTS = 50
+# COMPARE_AND_WRITE's answers.
+WRITTEN, CHANGED, MARKED = 1, 0, -1
+# Redis names a loaded script by its SHA-1.
+_COMPARE_AND_WRITE_SHA = hashlib.sha1(keys.COMPARE_AND_WRITE.encode(), usedforsecurity=False).hexdigest()
+# One write the script makes after its checks: (operation, key, arguments); see COMPARE_AND_WRITE.
+WriteOp = tuple[str, str, tuple[str, ...]]
 LOCK_POLL_SECONDS = 0.02
 
 
@@ -91,16 +98,17 @@ class BookingBusy(Exception):
 class PaymentStore:
     """The only place that reads and writes payment state."""
 
-    def __init__(self, redis: Redis, outbox: Outbox) -> None:
+    def __init__(self, redis: Redis, outbox: Outbox, trips: Pipelined | None = None) -> None:
         self._redis = redis
         self.outbox = outbox
-        self._save_script = redis.register_script(keys.SAVE_IF_VERSION)
+        # The hot paths (checkout, webhook, GET) go through `trips`: batched across requests in serve.
+        self._trips = trips or Pipelined(redis.connection_pool)
 
     def ping(self) -> bool:
         return bool(self._redis.ping())
 
     def get(self, booking_id: str) -> Payment | None:
-        raw = self._redis.get(keys.payment(booking_id))
+        [raw] = self._trips.run([("GET", keys.payment(booking_id))])
         return decode(raw) if raw is not None else None
 
     def get_many(self, booking_ids: list[str]) -> list[Payment | None]:
@@ -127,10 +135,9 @@ class PaymentStore:
         lock_key, token = keys.booking_lock(booking_id), uuid.uuid4().hex
         deadline = time.monotonic() + wait
         while True:
-            with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(lock_key, token, nx=True, px=int(hold * 1000))
-                pipe.get(keys.payment(booking_id))
-                acquired, raw = pipe.execute()
+            acquired, raw = self._trips.run(
+                [("SET", lock_key, token, "NX", "PX", int(hold * 1000)), ("GET", keys.payment(booking_id))]
+            )
             payment = decode(raw) if raw is not None else None
             if acquired:
                 break
@@ -168,7 +175,7 @@ class PaymentStore:
     def save(
         self, payment: Payment, previous: Payment | None, release: tuple[str, str] | None = None
     ) -> None:
-        """Write a payment over `previous` (None: there must be none) if it is still at that version.
+        """Write a payment over `previous` (None: there must be none) if it is still as read.
 
         One round trip: a script checks the version and writes the payment, its index entries and
         (`release`: lock key, token) frees a claim. VersionConflict if the payment moved on, or
@@ -177,17 +184,12 @@ class PaymentStore:
         ops = _index_ops(payment, previous)
         if release is not None:
             ops.append(("release", release[0], (release[1],)))
-        args = [str(previous.version) if previous else "", encode(payment)]
-        for op, _, op_args in ops:
-            args += [op, *op_args]
         try:
-            written = self._save_script(
-                keys=[keys.payment(payment.booking_id), *(k for _, k, _ in ops)], args=args
-            )
+            written = self._compare_and_write(payment.booking_id, previous, encode(payment), ops)
         except (ConnectionError, TimeoutError):
             # The script may have run and only its answer been lost: the caller rereads to see.
             raise VersionConflict(payment.booking_id) from None
-        if not written:
+        if written != WRITTEN:
             raise VersionConflict(payment.booking_id)
 
     def apply(
@@ -197,45 +199,68 @@ class PaymentStore:
         build_event: Callable[[Change], OutgoingEvent],
         stripe_event_id: str | None = None,
     ) -> ApplyResult:
-        """Read, decide, and write state + event mark + outgoing event in one MULTI/EXEC."""
-        watched = [keys.payment(booking_id)]
-        if stripe_event_id:
-            watched.append(keys.stripe_event(stripe_event_id))
+        """Read, decide, then write state + event mark + outgoing event in one compare-and-write.
+
+        Two round trips: the payment and the event mark are read, then one script writes all of
+        it unless the payment changed meanwhile (then we read and decide again) or the event was
+        marked by a concurrent delivery of it.
+        """
+        mark = keys.stripe_event(stripe_event_id) if stripe_event_id else None
         for _ in range(MAX_TRANSACTION_ATTEMPTS):
-            with self._redis.pipeline() as pipe:
-                try:
-                    values = _watch_and_read(pipe, watched)
-                    if stripe_event_id and values[1] is not None:
-                        return ApplyResult(ApplyOutcome.DUPLICATE_EVENT)
-                    if values[0] is None:
-                        return ApplyResult(ApplyOutcome.UNKNOWN_BOOKING)
-                    payment = decode(values[0])
-                    decision = decide(payment)
-                    if isinstance(decision, DuplicatePayment):
-                        return ApplyResult(ApplyOutcome.DUPLICATE_PAYMENT, payment, duplicate=decision)
-                    if decision is None and not stripe_event_id:
-                        return ApplyResult(ApplyOutcome.UNCHANGED, payment)
-                    pipe.multi()
-                    if stripe_event_id:
-                        pipe.set(watched[1], "1", ex=STRIPE_EVENT_MARK_SECONDS)
-                    if decision is None:
-                        pipe.execute()
-                        return ApplyResult(ApplyOutcome.UNCHANGED, payment)
-                    event = build_event(decision)
-                    pipe.set(keys.payment(booking_id), encode(decision.payment))
-                    for op, key, args in _index_ops(decision.payment, payment):
-                        if op == "zadd":
-                            pipe.zadd(key, {args[0]: int(args[1])})
-                        elif op == "zrem":
-                            pipe.zrem(key, args[0])
-                        else:
-                            pipe.set(key, args[0])
-                    self.outbox.publish(pipe, event)
-                    pipe.execute()
-                    return ApplyResult(ApplyOutcome.APPLIED, decision.payment, decision, event)
-                except WatchError:
-                    continue
+            reads: list[Command] = [("GET", keys.payment(booking_id))]
+            if mark:
+                reads.append(("EXISTS", mark))
+            raw, *marked = self._trips.run(reads)
+            if marked and marked[0]:
+                return ApplyResult(ApplyOutcome.DUPLICATE_EVENT)
+            if raw is None:
+                return ApplyResult(ApplyOutcome.UNKNOWN_BOOKING)
+            payment = decode(raw)
+            decision = decide(payment)
+            if isinstance(decision, DuplicatePayment):
+                return ApplyResult(ApplyOutcome.DUPLICATE_PAYMENT, payment, duplicate=decision)
+            if decision is None and not mark:
+                return ApplyResult(ApplyOutcome.UNCHANGED, payment)
+            ops: list[WriteOp] = []
+            if mark:
+                ops.append(("mark", mark, ("1", str(STRIPE_EVENT_MARK_SECONDS))))
+            event = None
+            if decision is not None:
+                event = build_event(decision)
+                ops += _index_ops(decision.payment, payment)
+                ops.append(("xadd", self.outbox.key, self.outbox.entry(event)))
+            new = encode(decision.payment) if decision is not None else ""
+            try:
+                outcome = self._compare_and_write(booking_id, payment, new, ops)
+            except (ConnectionError, TimeoutError):
+                continue  # written or not, the next read tells (and fails if Redis is gone)
+            if outcome == MARKED:
+                return ApplyResult(ApplyOutcome.DUPLICATE_EVENT)
+            if outcome == WRITTEN:
+                if decision is None:
+                    return ApplyResult(ApplyOutcome.UNCHANGED, payment)
+                return ApplyResult(ApplyOutcome.APPLIED, decision.payment, decision, event)
         raise VersionConflict(booking_id)
+
+    def _compare_and_write(
+        self, booking_id: str, previous: Payment | None, new: str, ops: list[WriteOp]
+    ) -> int:
+        """One COMPARE_AND_WRITE call: WRITTEN, CHANGED (payment not as read) or MARKED."""
+        args: list[Any] = [
+            str(previous.version) if previous else "",
+            "true" if previous and previous.cancel_requested else "false",
+            new,
+        ]
+        for op, _, op_args in ops:
+            args += [op, len(op_args), *op_args]
+        script_keys = [keys.payment(booking_id), *(key for _, key, _ in ops)]
+        command = ("EVALSHA", _COMPARE_AND_WRITE_SHA, len(script_keys), *script_keys, *args)
+        try:
+            [outcome] = self._trips.run([command])
+        except NoScriptError:  # a Redis that restarted or never ran it
+            self._redis.script_load(keys.COMPARE_AND_WRITE)
+            [outcome] = self._trips.run([command])
+        return int(outcome)
 
     def booking_for_intent(self, payment_intent: str) -> str | None:
         raw = self._redis.get(keys.intent(payment_intent))
@@ -275,9 +300,9 @@ class PaymentStore:
         return {_text(k): int(v) for k, v in self._redis.hgetall(keys.STATS).items()}
 
 
-def _index_ops(payment: Payment, previous: Payment | None) -> list[tuple[str, str, tuple[str, ...]]]:
+def _index_ops(payment: Payment, previous: Payment | None) -> list[WriteOp]:
     """What else changes with a payment: status index entries and the payment intent's booking."""
-    ops: list[tuple[str, str, tuple[str, ...]]] = []
+    ops: list[WriteOp] = []
     if previous is not None and previous.status in OPEN and previous.status is not payment.status:
         ops.append(("zrem", keys.status_index(previous.status), (payment.booking_id,)))
     if payment.status in OPEN:
@@ -285,22 +310,6 @@ def _index_ops(payment: Payment, previous: Payment | None) -> list[tuple[str, st
     if payment.payment_intent and (previous is None or previous.payment_intent != payment.payment_intent):
         ops.append(("set", keys.intent(payment.payment_intent), (payment.booking_id,)))
     return ops
-
-
-def _watch_and_read(pipe: Pipeline, keys: list[str]) -> list[Any]:
-    """WATCH and MGET in one round trip (redis-py would send them one at a time).
-
-    Uses the pipeline's own connection, as its watch() does; `watching` is set first so that,
-    whatever fails, the pipeline's reset() unwatches and returns the connection to the pool.
-    """
-    connection = pipe.connection_pool.get_connection()
-    pipe.connection = connection
-    pipe.watching = True
-    packed = connection.pack_commands([("WATCH", *keys), ("MGET", *keys)])  # type: ignore[no-untyped-call]
-    connection.send_packed_command(packed)  # type: ignore[no-untyped-call]
-    pipe.parse_response(connection, "WATCH")  # type: ignore[no-untyped-call]
-    values: list[Any] = pipe.parse_response(connection, "MGET")  # type: ignore[no-untyped-call]
-    return values
 
 
 def _text(raw: Any) -> str:
