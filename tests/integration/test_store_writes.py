@@ -39,6 +39,23 @@ def test_a_claim_whose_payment_changed_meanwhile_cannot_save(
     assert current is not None and current.status is PaymentStatus.PROCESSING
 
 
+def test_a_write_based_on_a_read_from_before_the_cancel_mark_conflicts(
+    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+) -> None:
+    # The cancel mark keeps the version, so the write check looks at the mark as well.
+    open_payment(client, auth, "bk_m")
+    stale = services.store.get("bk_m")
+    assert stale is not None
+    with services.store.claim("bk_m", 5, 1) as claim:
+        assert claim.payment is not None
+        marked = claim.request_cancel(claim.payment)
+    assert marked.version == stale.version and marked.cancel_requested
+    with pytest.raises(VersionConflict):
+        services.store.save(stale.evolve(int(time.time()), status=PaymentStatus.EXPIRED), stale)
+    current = services.store.get("bk_m")
+    assert current is not None and current.cancel_requested and current.status is PaymentStatus.PENDING
+
+
 def test_a_checkout_saves_the_payment_and_its_index_entry_and_frees_the_lock_in_one_round_trip(
     client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
 ) -> None:
