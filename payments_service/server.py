@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import tempfile
 from pathlib import Path
@@ -74,7 +75,13 @@ class PaymentsServer(BaseApplication):  # type: ignore[misc]
         # Runs in each worker after gevent has patched the process.
         from . import create_app
 
-        return create_app(self._settings)
+        app = create_app(self._settings)
+        # Everything loaded so far lives as long as the worker. Left to the collector, each full
+        # collection walks all of it while the event loop (every request in flight) waits: 40-66
+        # ms under the checkout benchmark, 6-8 ms once these objects are frozen out of it (a
+        # tail-latency fix: throughput did not change measurably).
+        gc.freeze()
+        return app
 
 
 def serve(settings: Settings) -> None:
