@@ -20,17 +20,25 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def create_sandbox_app(state: StripeState, latency_ms: int = 0) -> WsgiApp:
-    """A WSGI app; `latency_ms` delays every API answer, as a distant Stripe would.
+    """A WSGI app; `latency_ms` after a request arrives its API answer goes out, as from a distant Stripe.
 
-    Stripe's API routes are plain WSGI: a benchmark's stand-in must cost little CPU on the
-    machine it shares with the service. Pages and controls are an ordinary Flask app.
+    The sandbox's own work counts toward that time (it answers when the time is up, not the time
+    plus its work), so a benchmark's "Stripe answering after 300 ms" means 300 ms. Stripe's API
+    routes are plain WSGI: a benchmark's stand-in must cost little CPU on the machine it shares
+    with the service. Pages and controls are an ordinary Flask app.
     """
     pages = _pages(state)
     stripe_api = StripeApi(state)
 
     def api(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if latency_ms:
-            time.sleep(latency_ms / 1000)
+        answer_at = time.monotonic() + latency_ms / 1000
+        try:
+            return respond(environ, start_response)
+        finally:
+            if latency_ms:
+                time.sleep(max(0.0, answer_at - time.monotonic()))
+
+    def respond(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         key = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ").strip()
         if not key.startswith(("sk_test_", "rk_test_")):
             error = SandboxError(401, "The sandbox accepts test keys (sk_test_...) only, never live ones.")

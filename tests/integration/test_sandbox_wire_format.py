@@ -107,3 +107,32 @@ def test_sandbox_errors_are_stripe_errors(stripe: StripeWire) -> None:
             {**SESSION, "expires_at": int(time.time()) + 4000},
             {"idempotency_key": "k1"},  # type: ignore[arg-type]
         )
+
+
+@pytest.mark.parametrize("work_ms", [0, 60])
+def test_a_latency_sandbox_answers_that_long_after_the_request_arrived_its_own_work_included(
+    work_ms: int,
+) -> None:
+    from werkzeug.test import Client
+
+    from payments_service.sandbox.app import create_sandbox_app
+    from payments_service.sandbox.stripe_state import StripeState
+
+    class SlowState(StripeState):
+        def create_session(self, *args: Any, **kwargs: Any) -> Any:
+            time.sleep(work_ms / 1000)  # the sandbox busy with this request
+            return super().create_session(*args, **kwargs)
+
+    client = Client(create_sandbox_app(SlowState("https://checkout.test"), latency_ms=200))
+    body = "mode=payment&line_items[0][quantity]=1&line_items[0][price_data][currency]=usd"
+    body += "&line_items[0][price_data][unit_amount]=100&line_items[0][price_data][product_data][name]=x"
+    body += "&success_url=https://app.test/ok&cancel_url=https://app.test/back"
+    started = time.monotonic()
+    response = client.post(
+        "/v1/checkout/sessions",
+        data=body,
+        headers={"Authorization": "Bearer sk_test_x", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert 0.2 <= elapsed < 0.25  # not 200 ms plus the work
