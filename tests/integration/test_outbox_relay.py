@@ -107,3 +107,30 @@ def test_the_oldest_pending_age_and_known_ids_include_events_still_in_the_outbox
     assert 59 <= services.outbox.oldest_pending_age(later) <= 65
     [waiting] = queued(services)
     assert services.outbox.unknown([waiting.id, "msg_nope"]) == ["msg_nope"]
+
+
+def test_the_relay_leaves_events_in_the_outbox_while_the_delivery_queue_is_full(
+    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+) -> None:
+    stop = threading.Event()
+    relay = threading.Thread(target=Relay(services.outbox, "relay-thread", queue_limit=1).run, args=(stop,))
+    relay.start()
+
+    def settles(check: Any) -> bool:
+        deadline = time.monotonic() + 10
+        while not check() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return bool(check())
+
+    try:
+        pay(client, auth, stripe, "bk_1")
+        assert settles(lambda: services.outbox.delivery.queue.count == 1)
+        pay(client, auth, stripe, "bk_2")
+        time.sleep(0.5)  # the relay has looked several times
+        assert [e.booking_id for e in queued(services)] == ["bk_2"]  # held back: the queue is full
+        services.outbox.delivery.queue.empty()  # the workers caught up
+        assert settles(lambda: queued(services) == [])
+        assert [job.meta["booking_id"] for job in delivery_jobs(services)] == ["bk_2"]
+    finally:
+        stop.set()
+        relay.join(timeout=5)
