@@ -34,6 +34,7 @@ STRIPE_LATENCY_MS = 300
 CHECKOUT_CONNECTIONS = 256
 WEBHOOK_CONNECTIONS = 64
 DELIVERY_SAMPLE_SECONDS = 20
+SHARED_INTAKE_SECONDS = 10
 TARGETS = {
     "checkout_rps": 0.9 * CHECKOUT_CONNECTIONS / (STRIPE_LATENCY_MS / 1000),  # 768 of the 853 limit
     "checkout_p99_ms": 1000.0,
@@ -113,13 +114,13 @@ def tree_memory_mb(pid: int) -> tuple[float, float]:
     return rss / 1024, pss / 1024
 
 
-def open_payments(settings: Settings, count: int) -> list[tuple[str, str]]:
+def open_payments(settings: Settings, count: int, prefix: str) -> list[tuple[str, str]]:
     """Open payments straight in the store (no Stripe needed): each gets its own session id."""
     services = build(settings)
     now = int(time.time())
 
     def one(n: int) -> tuple[str, str]:
-        booking, session = f"wh_{n}", f"cs_test_bench_{n:08d}"
+        booking, session = f"{prefix}_{n}", f"cs_test_{prefix}_{n:08d}"
         services.store.save(
             Payment(
                 booking_id=booking,
@@ -144,13 +145,13 @@ def open_payments(settings: Settings, count: int) -> list[tuple[str, str]]:
     return opened
 
 
-def signed_events(opened: list[tuple[str, str]], path: Path) -> None:
+def signed_events(opened: list[tuple[str, str]], path: Path, prefix: str) -> None:
     """checkout.session.completed for each payment, signed now (Stripe allows 5 minutes)."""
     now = int(time.time())
     with path.open("w") as out:
         for n, (booking, session) in enumerate(opened):
             event = {
-                "id": f"evt_bench_{n:08d}",
+                "id": f"evt_{prefix}_{n:08d}",
                 "object": "event",
                 "api_version": "2025-10-29.clover",
                 "created": now,
@@ -172,7 +173,7 @@ def signed_events(opened: list[tuple[str, str]], path: Path) -> None:
                         "livemode": False,
                         "metadata": {"booking_id": booking},
                         "mode": "payment",
-                        "payment_intent": f"pi_bench_{n:08d}",
+                        "payment_intent": f"pi_{prefix}_{n:08d}",
                         "payment_status": "paid",
                         "status": "complete",
                         "success_url": "https://app.test/ok",
@@ -213,19 +214,27 @@ def checkout_phase(api: str, seconds: int, processes: dict[str, int]) -> dict[st
     return checkout
 
 
-def webhook_phase(api: str, seconds: int, settings: Settings, processes: dict[str, int]) -> dict[str, Any]:
-    opened = open_payments(settings, int(TARGETS["webhook_rps"] * seconds * 2.5))
-    events_file = RESULTS / "webhook-events.tsv"
-    signed_events(opened, events_file)
-    services = build(settings)
-    # Intake alone: the worker is suspended (RQ's own switch) so that deliveries do not compete
-    # for the same two cores; its drain rate is measured right after.
-    services.outbox.delivery.pause_workers()
+def intake(
+    api: str, seconds: int, settings: Settings, processes: dict[str, int], prefix: str
+) -> dict[str, Any]:
+    """wrk posting signed completions, each for its own open payment."""
+    opened = open_payments(settings, int(TARGETS["webhook_rps"] * seconds * 2.5), prefix)
+    events_file = RESULTS / f"webhook-events-{prefix}.tsv"
+    signed_events(opened, events_file, prefix)
     meter = CpuMeter(processes)
     webhook = wrk("webhook.lua", api, WEBHOOK_CONNECTIONS, seconds, {"BENCH_EVENTS": str(events_file)})
     webhook["cpu"] = cpu_line(meter.cores(), webhook["rps"])
     if webhook["requests"] > len(opened):
         raise SystemExit("the webhook run sent some events twice; raise the event count")
+    return webhook
+
+
+def webhook_phase(api: str, seconds: int, settings: Settings, processes: dict[str, int]) -> dict[str, Any]:
+    services = build(settings)
+    # Intake alone: the worker is suspended (RQ's own switch: the relay and deliveries) so that
+    # they do not compete for the same two cores; its delivery rate is measured right after.
+    services.outbox.delivery.pause_workers()
+    webhook = intake(api, seconds, settings, processes, "wh")
     queued = services.outbox.counts()["pending"]
     services.outbox.delivery.resume_workers()
     # Draining tens of thousands of events takes minutes at one worker's pace: sample it.
@@ -234,6 +243,8 @@ def webhook_phase(api: str, seconds: int, settings: Settings, processes: dict[st
         time.sleep(0.5)
     delivered = queued - services.outbox.counts()["pending"]
     webhook["delivery_rps"] = delivered / (time.monotonic() - started)
+    # The same intake with the worker relaying and delivering on the same two cores meanwhile.
+    webhook["shared"] = intake(api, SHARED_INTAKE_SECONDS, settings, processes, "shared")
     services.redis.connection_pool.disconnect()
     return webhook
 
@@ -299,8 +310,12 @@ def run(seconds: int, only: str | None = None) -> dict[str, float]:
                     webhook_p99_ms=webhook["p99_ms"],
                     webhook_errors=webhook["errors"],
                     delivery_rps=webhook["delivery_rps"],
+                    shared_webhook_rps=webhook["shared"]["rps"],
+                    shared_webhook_p99_ms=webhook["shared"]["p99_ms"],
+                    shared_webhook_errors=webhook["shared"]["errors"],
                 )
                 print(f"CPU during webhooks: {webhook['cpu']}")
+                print(f"CPU during webhooks with deliveries: {webhook['shared']['cpu']}")
             rss_after, pss_after = tree_memory_mb(serve.pid)
             figures.update(
                 serve_rss_mb=max(rss, rss_after), serve_pss_mb=max(pss, pss_after), machine_ms=speed
@@ -338,6 +353,15 @@ def print_table(f: dict[str, float]) -> None:
         )
         rows.append(
             ("delivery (one worker, after intake)", f"{f['delivery_rps']:.0f} ev/s", "", 0, "no target")
+        )
+        rows.append(
+            (
+                "webhook intake, worker delivering too",
+                f"{f['shared_webhook_rps']:.0f} ev/s",
+                f"p99 {f['shared_webhook_p99_ms']:.1f} ms",
+                int(f["shared_webhook_errors"]),
+                "no target (the worker shares the 2 cores)",
+            )
         )
     rows.append(
         (
