@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +18,8 @@ from redis.exceptions import ConnectionError, LockError, NoScriptError, TimeoutE
 from . import redis_keys as keys
 from .events import OutgoingEvent
 from .outbox import Outbox
-from .payments import OPEN, Change, Decision, DuplicatePayment, Payment, PaymentStatus
+from .payment_records import WriteOp, decode, encode, index_ops
+from .payments import Change, Decision, DuplicatePayment, Payment, PaymentStatus
 from .redis_pipelining import Command, Pipelined
 
 # Stripe retries a webhook for up to three days; its Events API keeps 30. Remember ids longer.
@@ -29,8 +29,6 @@ MAX_TRANSACTION_ATTEMPTS = 50
 WRITTEN, CHANGED, MARKED = 1, 0, -1
 # Redis names a loaded script by its SHA-1.
 _COMPARE_AND_WRITE_SHA = hashlib.sha1(keys.COMPARE_AND_WRITE.encode(), usedforsecurity=False).hexdigest()
-# One write the script makes after its checks: (operation, key, arguments); see COMPARE_AND_WRITE.
-WriteOp = tuple[str, str, tuple[str, ...]]
 LOCK_POLL_SECONDS = 0.02
 
 
@@ -181,7 +179,7 @@ class PaymentStore:
         (`release`: lock key, token) frees a claim. VersionConflict if the payment moved on, or
         if the connection died before the answer came (whether it was written is then unknown).
         """
-        ops = _index_ops(payment, previous)
+        ops = index_ops(payment, previous)
         if release is not None:
             ops.append(("release", release[0], (release[1],)))
         try:
@@ -227,7 +225,7 @@ class PaymentStore:
             event = None
             if decision is not None:
                 event = build_event(decision)
-                ops += _index_ops(decision.payment, payment)
+                ops += index_ops(decision.payment, payment)
                 ops.append(("xadd", self.outbox.key, self.outbox.entry(event)))
             new = encode(decision.payment) if decision is not None else ""
             try:
@@ -300,34 +298,5 @@ class PaymentStore:
         return {_text(k): int(v) for k, v in self._redis.hgetall(keys.STATS).items()}
 
 
-def _index_ops(payment: Payment, previous: Payment | None) -> list[WriteOp]:
-    """What else changes with a payment: status index entries and the payment intent's booking."""
-    ops: list[WriteOp] = []
-    if previous is not None and previous.status in OPEN and previous.status is not payment.status:
-        ops.append(("zrem", keys.status_index(previous.status), (payment.booking_id,)))
-    if payment.status in OPEN:
-        ops.append(("zadd", keys.status_index(payment.status), (payment.booking_id, str(payment.updated_at))))
-    if payment.payment_intent and (previous is None or previous.payment_intent != payment.payment_intent):
-        ops.append(("set", keys.intent(payment.payment_intent), (payment.booking_id,)))
-    return ops
-
-
 def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
-_FIELDS = tuple(f.name for f in dataclasses.fields(Payment))
-
-
-def encode(payment: Payment) -> str:
-    # Not dataclasses.asdict: it deep-copies every field, on the webhook's hot path.
-    data: dict[str, Any] = {name: getattr(payment, name) for name in _FIELDS}
-    data["duplicates"] = dict(payment.duplicates)
-    return json.dumps(data, separators=(",", ":"))
-
-
-def decode(raw: bytes | str) -> Payment:
-    data = json.loads(raw)
-    data["status"] = PaymentStatus(data["status"])
-    data["sessions"] = tuple(data.get("sessions", ()))
-    return Payment(**data)
