@@ -1,6 +1,6 @@
 """Redis commands the hot paths send: one write per round trip, shared by concurrent requests in `serve`.
 
-A webhook needs two round trips (read, then a compare-and-set script) and a checkout three. Sent
+A webhook needs two round trips (read, then a compare-and-set script), and so does a checkout. Sent
 one request at a time, each round trip costs a send, a wakeup of Redis and a reply parse, which
 was the largest part of a webhook's CPU. Inside a gevent worker dozens of requests are in
 flight at once, so GeventBatching lets the requests that are ready in the same turn of the hub
