@@ -13,6 +13,7 @@ from payments_service.outbox import RELAY_GROUP
 from payments_service.services import Services
 from payments_service.worker import Relay
 from tests.support.flows import open_payment, post_event, queued
+from tests.support.processes import wait_for
 from tests.support.stripe_wire import StripeWire
 
 
@@ -87,9 +88,7 @@ def test_the_relay_holds_still_while_workers_are_paused_and_moves_when_resumed(
         time.sleep(0.3)  # the relay has looked at least once
         assert len(queued(services)) == 1
         services.outbox.delivery.resume_workers()
-        deadline = time.monotonic() + 10
-        while queued(services) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: not queued(services), 10, "the relay to move the event")
         assert queued(services) == []
         assert len(delivery_jobs(services)) == 1
     finally:
@@ -116,20 +115,16 @@ def test_the_relay_leaves_events_in_the_outbox_while_the_delivery_queue_is_full(
     relay = threading.Thread(target=Relay(services.outbox, "relay-thread", queue_limit=1).run, args=(stop,))
     relay.start()
 
-    def settles(check: Any) -> bool:
-        deadline = time.monotonic() + 10
-        while not check() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return bool(check())
-
     try:
         pay(client, auth, stripe, "bk_1")
-        assert settles(lambda: services.outbox.delivery.queue.count == 1)
+        wait_for(lambda: services.outbox.delivery.queue.count == 1, 10, "the first event in RQ")
+        assert services.outbox.delivery.queue.count == 1
         pay(client, auth, stripe, "bk_2")
         time.sleep(0.5)  # the relay has looked several times
         assert [e.booking_id for e in queued(services)] == ["bk_2"]  # held back: the queue is full
         services.outbox.delivery.queue.empty()  # the workers caught up
-        assert settles(lambda: queued(services) == [])
+        wait_for(lambda: not queued(services), 10, "the relay to move the second event")
+        assert queued(services) == []
         assert [job.meta["booking_id"] for job in delivery_jobs(services)] == ["bk_2"]
     finally:
         stop.set()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from redis import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError
 
 from payments_service.redis_connection import GeventFriendlyConnection
+from tests.support.processes import wait_for
 
 
 def dead(connection: GeventFriendlyConnection) -> bool:
@@ -31,17 +30,13 @@ def test_the_check_answers_no_for_an_idle_connection_and_yes_for_a_closed_or_unr
         assert connection.can_read() is False  # idle and healthy: handed out as it is
         with Redis.from_url(redis_url) as operator:
             assert operator.client_kill_filter(_id=first_id) == 1
-        deadline = time.monotonic() + 5
-        while not dead(connection) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: dead(connection), 5, "the server to close the connection")
         assert dead(connection)  # the server closed it: readable (EOF), as redis-py's own check sees it
         pool.release(connection)
         assert client.client_id() != first_id  # and the next command runs on a new connection
         connection = pool.get_connection()
         connection.send_command("PING")  # an answer nobody reads
-        deadline = time.monotonic() + 5
-        while not connection.can_read() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(connection.can_read, 5, "the unread answer to arrive")
         assert connection.can_read() is True
         connection.disconnect()
         pool.release(connection)
