@@ -17,6 +17,7 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import ResponseError
+from rq.utils import as_text
 
 from . import redis_keys
 from .delivery_queue import DeliveryQueue, EventInfo
@@ -89,10 +90,10 @@ class Outbox:
                     count=RELAY_BATCH,
                 )
                 moved += self._move(entries)
-                if _text(cursor) == "0-0":
+                if as_text(cursor) == "0-0":
                     break
             for info in self.redis.xinfo_consumers(self.key, RELAY_GROUP):
-                idle_ms, name = int(info["idle"]), _text(info["name"])
+                idle_ms, name = int(info["idle"]), as_text(info["name"])
                 if not info["pending"] and idle_ms > IDLE_CONSUMER_SECONDS * 1000 and name != consumer:
                     self.redis.xgroup_delconsumer(self.key, RELAY_GROUP, name)
         except ResponseError as exc:
@@ -164,10 +165,10 @@ class Outbox:
             if fields is None:
                 continue  # deleted while pending (XAUTOCLAIM reports those separately)
             try:
-                event = OutgoingEvent(*(_text(fields[name.encode()]) for name in _FIELDS))
+                event = OutgoingEvent(*(as_text(fields[name.encode()]) for name in _FIELDS))
             except KeyError:
                 # Only this module writes the stream; an entry without our fields cannot be sent.
-                log.error("outbox entry without an event; skipped", extra={"entry_id": _text(entry_id)})
+                log.error("outbox entry without an event; skipped", extra={"entry_id": as_text(entry_id)})
                 continue
             yield entry_id, event
 
@@ -175,7 +176,7 @@ class Outbox:
         start = "-"
         while entries := self.redis.xrange(self.key, min=start, count=1000):
             yield from self._entries(entries)
-            start = "(" + _text(entries[-1][0])
+            start = "(" + as_text(entries[-1][0])
 
     def _create_group(self) -> None:
         # From the stream's start: entries written before any relay existed are moved too.
@@ -186,10 +187,6 @@ class Outbox:
                 raise
 
 
-def _text(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
 def _entry_time(entry_id: Any) -> datetime:
     """A stream entry id starts with the Redis server's clock in milliseconds."""
-    return datetime.fromtimestamp(int(_text(entry_id).split("-")[0]) / 1000, UTC)
+    return datetime.fromtimestamp(int(as_text(entry_id).split("-")[0]) / 1000, UTC)
