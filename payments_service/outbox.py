@@ -176,7 +176,8 @@ class Outbox:
         start = "-"
         while entries := self.redis.xrange(self.key, min=start, count=1000):
             yield from self._entries(entries)
-            start = "(" + as_text(entries[-1][0])
+            last_id: Any = entries[-1][0]  # redis-py types stream ids loosely
+            start = "(" + as_text(last_id)
 
     def _create_group(self) -> None:
         # From the stream's start: entries written before any relay existed are moved too.
