@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from benchmarks.support import private_redis, sandbox
-from payments_service.payments import PaymentStatus
-from payments_service.reconcile import Reconciler
-from payments_service.schemas import CheckoutInput
-from payments_service.services import build
+from payments_service.domain.payments import PaymentStatus
 from payments_service.settings import Settings
+from payments_service.usecases.reconcile import Reconciler
+from payments_service.web.schemas import CheckoutInput
+from payments_service.wiring import build
 
 
 def run(count: int, max_rps: float, latency_ms: int) -> dict[str, float]:

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.support import BIN, free_port, private_redis, sandbox, wait_http
-from payments_service.payments import Payment, PaymentStatus
-from payments_service.sandbox.webhooks import signature_header
-from payments_service.services import build
+from payments_service.devtools.sandbox.webhooks import signature_header
+from payments_service.domain.payments import Payment, PaymentStatus
 from payments_service.settings import Settings
+from payments_service.wiring import build
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from payments_service.devstack import answers
+from payments_service.devtools.devstack import answers
 from tests.support.redis_server import RedisServer, free_port
 
 BIN = Path(sys.executable).parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .redis_keys import RQ_KEY_PREFIX
+from .storage.keys import RQ_KEY_PREFIX
 
 # RQ reads its key prefix once, when it is first imported, and every module of ours that
 # imports rq runs this file first. The hash tag puts RQ's keys in the same Redis Cluster slot
@@ -15,8 +15,8 @@ os.environ["RQ_KEY_PREFIX"] = RQ_KEY_PREFIX
 if TYPE_CHECKING:
     from flask import Flask
 
-    from .services import Services
     from .settings import Settings
+    from .wiring import Services
 
 MAX_API_BODY_BYTES = 64 * 1024
 
@@ -29,11 +29,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     """
     from flask import Flask
 
-    from . import api, errors, http, ops
-    from .openapi import PaymentsApi
-    from .services import build
+    from .domain import errors
     from .settings import Settings
-    from .webhooks import StripeWebhookEndpoint
+    from .web import api, ops
+    from .web import middleware as http
+    from .web.openapi import PaymentsApi
+    from .web.webhooks import StripeWebhookEndpoint
+    from .wiring import build
 
     settings = settings or Settings.from_env()
     services = services or build(settings)

@@ -12,9 +12,9 @@ import redis
 import requests_mock
 
 from payments_service import create_app
-from payments_service.sandbox.stripe_state import StripeState
-from payments_service.services import Services, build
+from payments_service.devtools.sandbox.stripe_state import StripeState
 from payments_service.settings import Settings
+from payments_service.wiring import Services, build
 from tests.support.redis_server import RedisServer
 from tests.support.stripe_wire import STRIPE_BASE, StripeWire
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from payments_service.server import GRACEFUL_TIMEOUT, KEEPALIVE, WORKER_CLASS
+from payments_service.runtime.server import GRACEFUL_TIMEOUT, KEEPALIVE, WORKER_CLASS
 from tests.conftest import API_TOKEN
 from tests.support.processes import BIN, ServiceProcess
 from tests.support.redis_server import free_port

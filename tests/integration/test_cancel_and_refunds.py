@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from payments_service.services import Services
+from payments_service.wiring import Services
 from tests.support.flows import open_payment, payment, post_event, queued_types
 from tests.support.stripe_wire import StripeWire, form
 

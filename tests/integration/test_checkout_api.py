@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from payments_service import redis_keys
-from payments_service.payments import PaymentStatus
-from payments_service.services import Services
+from payments_service.domain.payments import PaymentStatus
+from payments_service.storage import keys as redis_keys
+from payments_service.wiring import Services
 from tests.support.stripe_wire import StripeWire, form
 
 CREATE = "/v1/checkout/sessions"

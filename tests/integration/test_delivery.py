@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from payments_service import worker
-from payments_service.services import Services
+from payments_service.runtime import worker
+from payments_service.wiring import Services
 from tests.conftest import BOOKING_EVENTS_URL, EVENT_SECRET
 from tests.support.flows import open_payment, post_event, services_of
 from tests.support.signing import verify_standard_webhook

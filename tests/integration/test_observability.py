@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from payments_service import logs, worker
-from payments_service.reconcile import Reconciler
-from payments_service.services import Services
+from payments_service.observability import logs
+from payments_service.runtime import worker
+from payments_service.usecases.reconcile import Reconciler
+from payments_service.wiring import Services
 from tests.conftest import BOOKING_EVENTS_URL, WEBHOOK_SECRET
 from tests.support.flows import open_payment, post_event
 from tests.support.redis_server import RedisServer

@@ -8,10 +8,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from payments_service import redis_keys as keys
-from payments_service.outbox import RELAY_GROUP
-from payments_service.services import Services
-from payments_service.worker import Relay
+from payments_service.delivery.outbox import RELAY_GROUP
+from payments_service.runtime.worker import Relay
+from payments_service.storage import keys as keys
+from payments_service.wiring import Services
 from tests.support.flows import open_payment, post_event, queued
 from tests.support.processes import wait_for
 from tests.support.stripe_wire import StripeWire

@@ -9,8 +9,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from payments_service.reconcile import Reconciler, ReconcileReport
-from payments_service.services import Services
+from payments_service.usecases.reconcile import Reconciler, ReconcileReport
+from payments_service.wiring import Services
 from tests.support.flows import open_payment, payment, post_event, queued_types, services_of
 from tests.support.stripe_wire import StripeWire
 

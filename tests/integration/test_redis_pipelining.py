@@ -11,7 +11,7 @@ import pytest
 from redis import BlockingConnectionPool, Redis
 from redis.exceptions import ResponseError
 
-from payments_service.redis_pipelining import Pipelined
+from payments_service.storage.pipelining import Pipelined
 from tests.support.processes import wait_for
 from tests.support.redis_server import free_port
 

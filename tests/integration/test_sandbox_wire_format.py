@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from payments_service.sandbox.webhooks import signature_header
+from payments_service.devtools.sandbox.webhooks import signature_header
 from tests.support.stripe_wire import STRIPE_BASE, StripeWire
 
 
@@ -115,8 +115,8 @@ def test_a_latency_sandbox_answers_that_long_after_the_request_arrived_its_own_w
 ) -> None:
     from werkzeug.test import Client
 
-    from payments_service.sandbox.app import create_sandbox_app
-    from payments_service.sandbox.stripe_state import StripeState
+    from payments_service.devtools.sandbox.app import create_sandbox_app
+    from payments_service.devtools.sandbox.stripe_state import StripeState
 
     class SlowState(StripeState):
         def create_session(self, *args: Any, **kwargs: Any) -> Any:

@@ -13,10 +13,10 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from payments_service import redis_keys as keys
-from payments_service.payments import PaymentStatus
-from payments_service.services import Services
-from payments_service.store import VersionConflict
+from payments_service.domain.payments import PaymentStatus
+from payments_service.storage import keys as keys
+from payments_service.storage.store import VersionConflict
+from payments_service.wiring import Services
 from tests.support.flows import BODY, open_payment, post_event, queued_events
 from tests.support.redis_server import RedisServer
 from tests.support.stripe_wire import StripeWire

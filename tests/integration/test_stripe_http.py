@@ -19,11 +19,11 @@ import pytest
 import stripe
 from werkzeug.serving import make_server
 
-from payments_service.payments import SessionOutcome
-from payments_service.sandbox.app import create_sandbox_app
-from payments_service.sandbox.stripe_state import StripeState
-from payments_service.stripe_gateway import StripeFailure, StripeGateway
-from payments_service.stripe_http import GeventStripeHTTPClient, gevent_patched
+from payments_service.devtools.sandbox.app import create_sandbox_app
+from payments_service.devtools.sandbox.stripe_state import StripeState
+from payments_service.domain.payments import SessionOutcome
+from payments_service.stripe_api.gateway import StripeFailure, StripeGateway
+from payments_service.stripe_api.transport import GeventStripeHTTPClient, gevent_patched
 from tests.conftest import WEBHOOK_SECRET, make_settings
 from tests.support.stripe_wire import checkout_request
 
@@ -186,7 +186,7 @@ def test_serve_processes_use_it_and_others_keep_requests(redis_url: str) -> None
     assert StripeGateway.from_settings(make_settings(redis_url)).transport == "requests"
     script = (
         "from gevent import monkey; monkey.patch_all()\n"
-        "from payments_service.stripe_gateway import StripeGateway\n"
+        "from payments_service.stripe_api.gateway import StripeGateway\n"
         "from tests.conftest import make_settings\n"
         f"gw = StripeGateway.from_settings(make_settings({redis_url!r}))\n"
         "print(gw.transport)\n"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import redis
 
-from payments_service import redis_keys
-from payments_service.services import Services
+from payments_service.storage import keys as redis_keys
+from payments_service.wiring import Services
 from tests.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
 from tests.support.flows import open_payment, post_event, queued, queued_events, queued_types
 from tests.support.redis_server import RedisServer

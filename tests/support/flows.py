@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from payments_service.events import OutgoingEvent
-from payments_service.services import Services
+from payments_service.domain.events import OutgoingEvent
+from payments_service.wiring import Services
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.signing import stripe_signature
 

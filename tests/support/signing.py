@@ -8,7 +8,7 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from payments_service.sandbox.webhooks import signature_header
+from payments_service.devtools.sandbox.webhooks import signature_header
 
 
 def stripe_signature(payload: bytes, secret: str, timestamp: int | None = None) -> str:

@@ -10,10 +10,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests_mock
 
-from payments_service.sandbox.forms import decode
-from payments_service.sandbox.stripe_api import StripeApi
-from payments_service.sandbox.stripe_state import StripeState
-from payments_service.stripe_gateway import CheckoutRequest
+from payments_service.devtools.sandbox.forms import decode
+from payments_service.devtools.sandbox.stripe_api import StripeApi
+from payments_service.devtools.sandbox.stripe_state import StripeState
+from payments_service.stripe_api.gateway import CheckoutRequest
 
 STRIPE_BASE = "https://stripe.test"
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from payments_service.cli import main as cli
+from payments_service.runtime.cli import main as cli
 from payments_service.settings import ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]

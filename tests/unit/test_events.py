@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 
-from payments_service.events import build_event, event_id
-from payments_service.payments import PaymentStatus, SessionOutcome, apply_session, record_duplicate_refund
+from payments_service.domain.events import build_event, event_id
+from payments_service.domain.payments import (
+    PaymentStatus,
+    SessionOutcome,
+    apply_session,
+    record_duplicate_refund,
+)
 from tests.unit.test_payment_rules import NOW, PENDING, at, changed, fact
 
 
@@ -37,8 +42,8 @@ def test_a_duplicate_refund_event_names_the_duplicate_and_the_refund() -> None:
 
 
 def test_the_event_resource_is_exactly_what_the_schema_documents() -> None:
-    from payments_service.events import payment_resource
-    from payments_service.schemas import PaymentSchema
+    from payments_service.domain.events import payment_resource
+    from payments_service.web.schemas import PaymentSchema
 
     schema = PaymentSchema()
     for status in PaymentStatus:

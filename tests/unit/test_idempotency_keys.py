@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from payments_service.checkout import idempotency_key
-from payments_service.refunds import refund_key
-from payments_service.stripe_gateway import CheckoutRequest
+from payments_service.stripe_api.gateway import CheckoutRequest
+from payments_service.usecases.checkout import idempotency_key
+from payments_service.usecases.refunds import refund_key
 
 REQUEST = CheckoutRequest(
     booking_id="bk_42",

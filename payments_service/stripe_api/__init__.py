@@ -1,0 +1,1 @@
+"""The only place that imports stripe: the gateway, Stripe's JSON read into facts, the transport."""

@@ -1,0 +1,104 @@
+"""Stripe's JSON (events, Checkout Sessions, charges) read into our facts; no SDK, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..domain.payments import RefundFact, SessionFact, SessionOutcome
+
+HANDLED_EVENT_TYPES = (
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
+    "charge.refunded",
+)
+# How a completed session's "unpaid" payment intent tells a delayed method apart from a failed one.
+_INTENT_OUTCOME = {
+    "succeeded": SessionOutcome.PAID,
+    "processing": SessionOutcome.PROCESSING,
+    "requires_payment_method": SessionOutcome.FAILED,
+    "canceled": SessionOutcome.FAILED,
+}
+
+
+class InvalidWebhook(Exception):
+    """A webhook that is not signed by Stripe with one of our secrets, or is not an event."""
+
+    def __init__(self, detail: str, reason: str = "malformed") -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class StripeEvent:
+    """A verified Stripe event reduced to what we act on; `fact` is None for types we ignore."""
+
+    id: str
+    type: str
+    created: int
+    fact: SessionFact | RefundFact | None
+    booking_hint: str | None
+
+
+def session_fact(session: Mapping[str, Any], outcome: SessionOutcome | None = None) -> SessionFact:
+    """Read a Checkout Session (a plain dict) into what it means for the booking."""
+    metadata = session.get("metadata") or {}
+    intent = session.get("payment_intent")
+    intent_id = intent.get("id") if isinstance(intent, dict) else intent
+    if outcome is None:
+        outcome = _session_outcome(session, intent)
+    return SessionFact(
+        session_id=session["id"],
+        booking_id=metadata.get("booking_id") or session.get("client_reference_id"),
+        outcome=outcome,
+        amount_total=session.get("amount_total"),
+        currency=session.get("currency"),
+        payment_intent=intent_id,
+    )
+
+
+def _session_outcome(session: Mapping[str, Any], intent: Any) -> SessionOutcome:
+    status = session.get("status")
+    if status == "open":
+        return SessionOutcome.OPEN
+    if status == "expired":
+        return SessionOutcome.EXPIRED
+    if session.get("payment_status") in ("paid", "no_payment_required"):
+        return SessionOutcome.PAID
+    if isinstance(intent, dict):
+        return _INTENT_OUTCOME.get(str(intent.get("status")), SessionOutcome.PROCESSING)
+    return SessionOutcome.PROCESSING
+
+
+_EVENT_OUTCOMES = {
+    "checkout.session.async_payment_succeeded": SessionOutcome.PAID,
+    "checkout.session.async_payment_failed": SessionOutcome.FAILED,
+    "checkout.session.expired": SessionOutcome.EXPIRED,
+}
+
+
+def parse_event(data: Any) -> StripeEvent:
+    """Turn a Stripe event (already trusted) into our facts; raises InvalidWebhook if it is not one."""
+    try:
+        if data.get("object") != "event":
+            raise InvalidWebhook("body is not a Stripe event")
+        event_id, event_type, created = str(data["id"]), str(data["type"]), int(data["created"])
+        obj = data["data"]["object"]
+        if not event_id or not isinstance(obj, dict):
+            raise InvalidWebhook("event has no id or object")
+        fact: SessionFact | RefundFact | None = None
+        hint: str | None = None
+        if event_type.startswith("checkout.session.") and event_type in HANDLED_EVENT_TYPES:
+            fact = session_fact(obj, _EVENT_OUTCOMES.get(event_type))
+            hint = fact.booking_id
+        elif event_type == "charge.refunded" and obj.get("payment_intent"):
+            refunds = (obj.get("refunds") or {}).get("data") or []
+            reason = refunds[0].get("reason") if refunds and isinstance(refunds[0], dict) else None
+            fact = RefundFact(str(obj["payment_intent"]), int(obj.get("amount_refunded") or 0), reason)
+            hint = (obj.get("metadata") or {}).get("booking_id")
+        return StripeEvent(event_id, event_type, created, fact, hint)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise InvalidWebhook("body is not a well-formed Stripe event") from None

@@ -1,0 +1,1 @@
+"""The use cases: open a checkout, apply Stripe's facts, cancel, refund, reconcile."""

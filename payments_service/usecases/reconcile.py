@@ -1,0 +1,195 @@
+"""Reconciliation: ask Stripe what really happened, through the same path as a webhook."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from redis.exceptions import RedisError
+
+from ..domain.payments import Payment, PaymentStatus, SessionFact, SessionOutcome
+from ..storage.store import ApplyOutcome, ApplyResult, BookingBusy
+from ..stripe_api.gateway import StripeFailure
+from ..stripe_api.parsing import StripeEvent
+from ..wiring import Services
+from .stripe_facts import RefundNotYetApplicable
+
+log = logging.getLogger(__name__)
+
+# Events can appear in Stripe's list a little after their `created` time; look back this far.
+EVENT_OVERLAP_SECONDS = 300
+FIRST_PASS_LOOKBACK_SECONDS = 86400
+MAX_EVENT_PAGES = 200
+BATCH_SIZE = 100
+# Listing sessions pays off from this many stale payments; below it, retrieve each one.
+LIST_FROM_PAYMENTS = 20
+LIST_PAGES_PER_100_PAYMENTS = 3
+# A session is created before Stripe answers us: at most one call (with retries) before updated_at.
+SESSION_CREATED_BEFORE_SAVE_SECONDS = 120
+PASS_LOCK_SECONDS = 600.0
+
+
+@dataclass
+class ReconcileReport:
+    """What a pass did, for the CLI and the logs."""
+
+    changes: list[str] = field(default_factory=list)
+    checked: int = 0
+    events_read: int = 0
+    stripe_calls: int = 0
+    seconds: float = 0.0
+
+
+class Pacer:
+    """At most `rate` Stripe calls per second over a whole pass."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = time.monotonic()
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            time.sleep(self._next - now)
+        self._next = max(now, self._next) + self._interval
+
+
+class Reconciler:
+    """Applies Stripe's events since a checkpoint, then checks stale pending and processing payments."""
+
+    def __init__(self, services: Services, progress: Callable[[str], None] | None = None) -> None:
+        self._services = services
+        self._progress = progress or (lambda line: log.info(line))
+
+    def run_once(self, wait_for_lock: float = 0.0) -> ReconcileReport | None:
+        """One pass; None if another pass holds the lock for longer than `wait_for_lock` seconds."""
+        started = time.monotonic()
+        try:
+            with self._services.store.reconcile_lock(PASS_LOCK_SECONDS, wait_for_lock) as renew:
+                report = ReconcileReport()
+                pace = Pacer(self._services.settings.reconcile_max_rps)
+                self._sweep_events(report, pace)
+                self._sweep_pending(report, pace, renew)
+                self._sweep_processing(report, pace)
+        except BookingBusy:
+            return None
+        report.seconds = time.monotonic() - started
+        if report.changes:
+            self._services.store.count_stat("reconcile:changes", len(report.changes))
+        return report
+
+    def run_periodically(self, interval: float, stop: threading.Event) -> None:
+        """The worker's loop: a pass, then `interval` seconds, until stopped."""
+        while not stop.is_set():
+            try:
+                report = self.run_once()
+                if report is not None and report.changes:
+                    log.info("reconciliation changed payments", extra={"changes": len(report.changes)})
+            except (RedisError, StripeFailure):
+                log.exception("reconciliation pass failed; trying again next interval")
+            if stop.wait(interval):
+                return
+
+    def _sweep_events(self, report: ReconcileReport, pace: Pacer) -> None:
+        """Every handled event since the checkpoint, oldest first, even for payments we think settled."""
+        checkpoint = self._services.store.events_checkpoint()
+        since = (
+            checkpoint - EVENT_OVERLAP_SECONDS
+            if checkpoint
+            else int(time.time()) - FIRST_PASS_LOOKBACK_SECONDS
+        )
+        events: list[StripeEvent] = []
+        cursor: str | None = None
+        for _ in range(MAX_EVENT_PAGES):
+            pace()
+            page, cursor = self._services.stripe.list_events(since, cursor)
+            report.stripe_calls += 1
+            events.extend(page)
+            if cursor is None:
+                break
+        else:
+            log.warning("more Stripe events than one pass reads; the rest wait for the next pass")
+        # Stripe lists newest first; reversed and then sorted (stably), same-second events keep their order.
+        for event in sorted(reversed(events), key=lambda e: e.created):
+            report.events_read += 1
+            try:
+                outcome = self._services.sync.handle_event(event)
+            except RefundNotYetApplicable:
+                continue
+            if outcome is ApplyOutcome.APPLIED:
+                report.changes.append(f"{event.type} {event.id} applied")
+        if events and cursor is None:
+            self._services.store.set_events_checkpoint(max(e.created for e in events))
+        self._progress(f"events: {len(events)} read since {since}, {len(report.changes)} changed")
+
+    def _sweep_pending(self, report: ReconcileReport, pace: Pacer, renew: Callable[[], None]) -> None:
+        cutoff = time.time() - self._services.settings.reconcile_after
+        ids = self._services.store.open_booking_ids(PaymentStatus.PENDING, cutoff)
+        if not ids:
+            return
+        listed: dict[str, SessionFact] = {}
+        if len(ids) >= LIST_FROM_PAYMENTS:
+            listed = self._list_sessions(ids, report, pace)
+            renew()
+        for start in range(0, len(ids), BATCH_SIZE):
+            for payment in self._services.store.get_many(ids[start : start + BATCH_SIZE]):
+                if payment is not None and payment.status is PaymentStatus.PENDING:
+                    self._check(payment, listed.get(payment.session_id), report, pace)
+            renew()
+            self._progress(
+                f"pending: {min(start + BATCH_SIZE, len(ids))}/{len(ids)} checked, "
+                f"{len(report.changes)} changed, {report.stripe_calls} Stripe calls"
+            )
+
+    def _sweep_processing(self, report: ReconcileReport, pace: Pacer) -> None:
+        ids = self._services.store.open_booking_ids(PaymentStatus.PROCESSING, time.time())
+        for payment in self._services.store.get_many(ids):
+            if payment is not None and payment.status is PaymentStatus.PROCESSING:
+                self._check(payment, None, report, pace)
+        if ids:
+            self._progress(f"processing: {len(ids)} checked, {len(report.changes)} changed")
+
+    def _list_sessions(self, ids: list[str], report: ReconcileReport, pace: Pacer) -> dict[str, SessionFact]:
+        """Batching: list the sessions created over the stale payments' time span, 100 per call.
+
+        Pays off when stale payments are dense (a flash sale); capped at a few times what one
+        retrieve per payment would cost, after which the rest are retrieved one by one.
+        """
+        first, last = self._services.store.get_many([ids[0], ids[-1]])
+        if first is None or last is None:
+            return {}
+        earliest = first.updated_at - SESSION_CREATED_BEFORE_SAVE_SECONDS
+        wanted = len(ids)
+        found: dict[str, SessionFact] = {}
+        cursor: str | None = None
+        for _ in range(math.ceil(wanted / 100) * LIST_PAGES_PER_100_PAYMENTS):
+            pace()
+            facts, cursor = self._services.stripe.list_sessions(earliest, last.updated_at, cursor)
+            report.stripe_calls += 1
+            found.update((f.session_id, f) for f in facts)
+            if cursor is None:
+                break
+        self._progress(f"pending: listed {len(found)} sessions in {report.stripe_calls} Stripe calls")
+        return found
+
+    def _check(
+        self, payment: Payment, fact: SessionFact | None, report: ReconcileReport, pace: Pacer
+    ) -> None:
+        if fact is None:
+            pace()
+            fact = self._services.stripe.retrieve_session(payment.session_id)
+            report.stripe_calls += 1
+        report.checked += 1
+        if fact.outcome is SessionOutcome.OPEN:
+            return  # still payable: nothing Stripe says can change the payment
+        result = self._services.sync.apply_session_fact(payment.booking_id, fact)
+        _note(report, result, payment)
+
+
+def _note(report: ReconcileReport, result: ApplyResult, before: Payment) -> None:
+    if result.outcome is ApplyOutcome.APPLIED and result.payment is not None:
+        report.changes.append(f"{before.booking_id}: {before.status.value} -> {result.payment.status.value}")

@@ -1,0 +1,61 @@
+"""Refund a paid booking, fully or in part, without ever refunding the same request twice."""
+
+from __future__ import annotations
+
+import hashlib
+
+from ..domain.errors import Conflict, InvalidRequest, NotFound
+from ..domain.payments import Payment, PaymentStatus, RefundFact
+from ..storage.store import PaymentStore
+from ..stripe_api.gateway import StripeGateway
+from ..web.schemas import RefundInput
+from .stripe_facts import StripeSync
+
+REFUNDABLE = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED)
+
+
+class RefundService:
+    """Creates Stripe refunds and applies their result through the same path as charge.refunded."""
+
+    def __init__(self, store: PaymentStore, stripe: StripeGateway, sync: StripeSync) -> None:
+        self._store = store
+        self._stripe = stripe
+        self._sync = sync
+
+    def refund(self, booking_id: str, req: RefundInput, request_key: str | None = None) -> Payment:
+        """Refund `req.amount` (default: all that remains); `request_key` makes a retried request safe."""
+        payment = self._store.get(booking_id)
+        if payment is None:
+            raise NotFound(f"no payment for booking {booking_id}")
+        if request_key and self._store.refund_request(booking_id, request_key):
+            return payment  # this request was already carried out
+        if payment.status not in REFUNDABLE or payment.payment_intent is None:
+            raise Conflict(f"the payment is {payment.status.value}; only paid payments can be refunded")
+        remaining = payment.amount - payment.amount_refunded
+        amount = req.amount if req.amount is not None else remaining
+        if amount > remaining:
+            raise InvalidRequest({"amount": [f"exceeds the {remaining} minor units not yet refunded"]})
+        refund = self._stripe.create_refund(
+            payment.payment_intent,
+            amount,
+            req.reason,
+            {"booking_id": booking_id},
+            idempotency_key=refund_key(booking_id, payment.amount_refunded, amount, request_key),
+        )
+        total = refund.charge_amount_refunded
+        if total is None:
+            total = payment.amount_refunded + refund.amount
+        result = self._sync.apply_refund_fact(
+            booking_id, RefundFact(payment.payment_intent, total, req.reason)
+        )
+        if request_key:
+            self._store.remember_refund_request(booking_id, request_key, refund.id)
+        return result.payment or payment
+
+
+def refund_key(booking_id: str, refunded_before: int, amount: int, request_key: str | None) -> str:
+    """Two identical requests against the same refunded total make one Stripe refund."""
+    if request_key:
+        digest = hashlib.sha256(request_key.encode()).hexdigest()[:24]
+        return f"refund:{booking_id}:request:{digest}"
+    return f"refund:{booking_id}:{refunded_before}+{amount}"

@@ -1,0 +1,112 @@
+"""Apply Stripe's truth: the one path for webhooks, ?refresh=true and reconciliation."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..domain.errors import Conflict, NotFound
+from ..domain.events import build_event
+from ..domain.payments import (
+    OPEN,
+    SETTLED,
+    Payment,
+    RefundFact,
+    SessionFact,
+    apply_refund,
+    apply_session,
+    record_duplicate_refund,
+)
+from ..observability import metrics
+from ..storage.store import ApplyOutcome, ApplyResult, PaymentStore
+from ..stripe_api.gateway import StripeGateway
+from ..stripe_api.parsing import StripeEvent
+
+log = logging.getLogger(__name__)
+
+
+class RefundNotYetApplicable(Conflict):
+    """A refund for a payment we have not yet seen paid; Stripe will send it again."""
+
+
+class StripeSync:
+    """Turns Stripe facts into at most one state change and one event each, whoever brings them."""
+
+    def __init__(self, store: PaymentStore, stripe: StripeGateway) -> None:
+        self._store = store
+        self._stripe = stripe
+
+    def handle_event(self, event: StripeEvent) -> ApplyOutcome | None:
+        """A verified webhook or listed event; None when it is not about one of our payments."""
+        fact = event.fact
+        if isinstance(fact, SessionFact) and fact.booking_id:
+            return self.apply_session_fact(fact.booking_id, fact, event.id).outcome
+        if isinstance(fact, RefundFact):
+            booking_id = self._store.booking_for_intent(fact.payment_intent)
+            if booking_id is None and event.booking_hint:
+                known = self._store.get(event.booking_hint)
+                if known is not None and known.status not in SETTLED:
+                    raise RefundNotYetApplicable(
+                        f"refund for {event.booking_hint} arrived before its payment; send it again later"
+                    )
+            if booking_id is not None:
+                return self.apply_refund_fact(booking_id, fact, event.id).outcome
+        return None
+
+    def apply_session_fact(
+        self, booking_id: str, fact: SessionFact, stripe_event_id: str | None = None
+    ) -> ApplyResult:
+        """Apply a session's outcome; refund a second payment for an already-paid booking, once."""
+        result = self._store.apply(
+            booking_id, lambda p: apply_session(p, fact, int(time.time())), build_event, stripe_event_id
+        )
+        if result.outcome is ApplyOutcome.DUPLICATE_PAYMENT and result.duplicate is not None:
+            duplicate = result.duplicate
+            # The key is per duplicate session: however many triggers race here, Stripe refunds once.
+            refund = self._stripe.create_refund(
+                duplicate.payment_intent,
+                None,
+                "duplicate",
+                {"booking_id": booking_id, "duplicate_session_id": duplicate.session_id},
+                idempotency_key=f"duplicate-refund:{booking_id}:{duplicate.session_id}",
+            )
+            log.warning(
+                "refunded a second payment for a paid booking",
+                extra={"booking_id": booking_id, "session_id": duplicate.session_id, "refund_id": refund.id},
+            )
+            result = self._store.apply(
+                booking_id,
+                lambda p: record_duplicate_refund(p, duplicate.session_id, refund.id, int(time.time())),
+                build_event,
+                stripe_event_id,
+            )
+        if result.change is not None and result.change.superseded_session:
+            self._stripe.expire_session_quietly(result.change.superseded_session)
+        self._count(result)
+        return result
+
+    def apply_refund_fact(
+        self, booking_id: str, fact: RefundFact, stripe_event_id: str | None = None
+    ) -> ApplyResult:
+        """Apply the charge's refunded total; it only ever grows."""
+        result = self._store.apply(
+            booking_id, lambda p: apply_refund(p, fact, int(time.time())), build_event, stripe_event_id
+        )
+        self._count(result)
+        return result
+
+    def refresh(self, booking_id: str) -> Payment:
+        """Ask Stripe about an open payment's session and apply the answer as a webhook would."""
+        payment = self._store.get(booking_id)
+        if payment is None:
+            raise NotFound(f"no payment for booking {booking_id}")
+        if payment.status not in OPEN:
+            return payment
+        fact = self._stripe.retrieve_session(payment.session_id)
+        result = self.apply_session_fact(booking_id, fact)
+        return result.payment or payment
+
+    @staticmethod
+    def _count(result: ApplyResult) -> None:
+        if result.event is not None:
+            metrics.payment_event_published(result.event.type)

@@ -1,0 +1,127 @@
+"""Blueprint for /v1/*: the API sibling services call. Parse, call a service, dump."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import request
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from ..domain.errors import NotFound
+from ..domain.payments import Payment
+from ..observability import logs
+from .middleware import require_bearer_token, services
+from .schemas import (
+    BOOKING_ID_PATTERN,
+    CheckoutInput,
+    CheckoutRequestSchema,
+    ConfigSchema,
+    PaymentSchema,
+    RefundInput,
+    RefundRequestSchema,
+)
+
+blp = Blueprint("payments", __name__, url_prefix="/v1", description="Payments for bookings (bearer token)")
+_BOOKING_ID = re.compile(BOOKING_ID_PATTERN)
+_ERRORS = {
+    401: "UNAUTHORIZED",
+    404: "NOT_FOUND",
+    409: "CONFLICT",
+    413: "REQUEST_ENTITY_TOO_LARGE",
+    422: "UNPROCESSABLE_ENTITY",
+    502: "BAD_GATEWAY",
+    503: "SERVICE_UNAVAILABLE",
+}
+IDEMPOTENCY_KEY_HEADER = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": "Retrying a request with the same key never refunds twice",
+}
+
+
+class RefreshQuerySchema(Schema):
+    refresh = fields.Boolean(load_default=False, metadata={"description": "Ask Stripe first"})
+
+
+def errors(*codes: int) -> Any:
+    """Document the problem+json answers an operation can give."""
+
+    def decorate(view: Any) -> Any:
+        for code in codes:
+            view = blp.alt_response(code, response=_ERRORS[code])(view)
+        return view
+
+    return decorate
+
+
+@blp.before_request
+def _authenticate() -> None:
+    require_bearer_token(services().settings.internal_api_tokens)
+
+
+@blp.route("/payments", methods=["POST"])
+@blp.arguments(CheckoutRequestSchema())
+@blp.response(201, PaymentSchema, description="A new Checkout Session was opened")
+@blp.alt_response(
+    200, schema=PaymentSchema, description="The booking's open session was reused", success=True
+)
+@errors(401, 409, 413, 422, 502, 503)
+def create_payment(req: CheckoutInput) -> tuple[Payment, int]:
+    """Open (or reuse) the Stripe Checkout for a booking."""
+    logs.bind(booking_id=req.booking_id)
+    payment, created = services().checkout.open(req)
+    return payment, 201 if created else 200
+
+
+@blp.route("/payments/<booking_id>", methods=["GET"])
+@blp.arguments(RefreshQuerySchema(), location="query", as_kwargs=True)
+@blp.response(200, PaymentSchema)
+@errors(401, 404, 502, 503)
+def get_payment(booking_id: str, refresh: bool) -> Payment:
+    """A booking's payment; ?refresh=true asks Stripe first and applies its answer."""
+    _check_booking_id(booking_id)
+    if refresh:
+        return services().sync.refresh(booking_id)
+    payment = services().store.get(booking_id)
+    if payment is None:
+        raise NotFound(f"no payment for booking {booking_id}")
+    return payment
+
+
+@blp.route("/payments/<booking_id>/cancel", methods=["POST"])
+@blp.response(200, PaymentSchema)
+@errors(401, 404, 409, 502, 503)
+def cancel_payment(booking_id: str) -> Payment:
+    """Expire the booking's open Checkout Session."""
+    _check_booking_id(booking_id)
+    return services().checkout.cancel(booking_id)
+
+
+@blp.route("/payments/<booking_id>/refunds", methods=["POST"])
+@blp.arguments(RefundRequestSchema())
+@blp.response(200, PaymentSchema)
+@blp.doc(parameters=[IDEMPOTENCY_KEY_HEADER])
+@errors(401, 404, 409, 413, 422, 502, 503)
+def refund_payment(req: RefundInput, booking_id: str) -> Payment:
+    """Refund a paid booking, in full (default) or in part."""
+    _check_booking_id(booking_id)
+    request_key = request.headers.get("Idempotency-Key") or None
+    return services().refunds.refund(booking_id, req, request_key)
+
+
+@blp.route("/config", methods=["GET"])
+@blp.response(200, ConfigSchema)
+@errors(401)
+def get_config() -> dict[str, str | None]:
+    """What front ends need to talk to Stripe themselves."""
+    return {"publishable_key": services().settings.stripe_publishable_key}
+
+
+def _check_booking_id(booking_id: str) -> None:
+    if not _BOOKING_ID.fullmatch(booking_id):
+        raise NotFound(f"no payment for booking {booking_id!r}: booking ids are 1-64 of A-Z a-z 0-9 _ - . :")
+    logs.bind(booking_id=booking_id)

@@ -1,0 +1,119 @@
+"""Around every request (WSGI): request ids, the access log, metrics; and bearer-token checks."""
+
+from __future__ import annotations
+
+import hmac
+import io
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from flask import Flask, current_app, request
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Unauthorized
+
+from ..domain.errors import Problem
+from ..observability import logs, metrics
+from ..wiring import Services
+
+log = logging.getLogger("payments_service.access")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+ROUTE = "payments.route"  # environ key: the route template, for metrics
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def services() -> Services:
+    """The object graph create_app built for this app."""
+    built: Services = current_app.extensions["payments"]
+    return built
+
+
+class BoundedBody:
+    """Reads a body sent without Content-Length (chunked) up to a limit, so Flask knows its size.
+
+    werkzeug silently cuts such a body at MAX_CONTENT_LENGTH: padded JSON over the limit would
+    parse, and anything else would fail as invalid JSON (400) instead of being too large (413).
+    """
+
+    def __init__(self, app: WsgiApp, limit: int) -> None:
+        self._app = app
+        self._limit = limit
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if (
+            not environ.get("CONTENT_LENGTH")
+            and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        ):
+            body = environ["wsgi.input"].read(self._limit + 1)
+            if len(body) > self._limit:
+                return Problem(413, f"request bodies are limited to {self._limit} bytes").wsgi(start_response)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self._app(environ, start_response)
+
+
+class RequestMiddleware:
+    """Gives every response an X-Request-ID, one JSON log line and a metrics sample.
+
+    A WSGI middleware rather than Flask hooks, so that the webhook endpoint (which runs in front
+    of Flask) is logged and measured the same way.
+    """
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.perf_counter()
+        given = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        logs.clear()
+        logs.bind(request_id=request_id)
+        status: list[str] = []
+
+        def start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(code)
+            headers.append(("X-Request-ID", request_id))
+            return start_response(code, headers, exc_info)
+
+        body = self._app(environ, start)
+        code = int(status[0][:3]) if status else 500
+        elapsed = time.perf_counter() - started
+        method = environ.get("REQUEST_METHOD", "")
+        metrics.observe_request(method, environ.get(ROUTE, "unmatched"), code, elapsed)
+        log.info(
+            "request",
+            extra={
+                "method": method,
+                "path": environ.get("PATH_INFO", ""),
+                "status": code,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )
+        return body
+
+
+def install(app: Flask) -> None:
+    """Label Flask's requests with their route template (for metrics by route)."""
+
+    @app.before_request
+    def _route() -> None:
+        rule = request.url_rule
+        request.environ[ROUTE] = rule.rule if rule is not None else "unmatched"
+
+
+def require_bearer_token(tokens: Sequence[str]) -> None:
+    """401 unless the request carries one of the tokens; every token is compared, in constant time."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    presented = given.strip().encode()
+    matched = False
+    for token in tokens:
+        matched |= hmac.compare_digest(presented, token.encode())
+    if scheme.lower() != "bearer" or not presented or not matched:
+        raise Unauthorized(
+            "a valid bearer token is required (Authorization: Bearer <token>)",
+            www_authenticate=WWWAuthenticate("bearer"),
+        )

@@ -1,0 +1,46 @@
+"""Blueprint for operators: readiness, liveness and Prometheus metrics (no token)."""
+
+from __future__ import annotations
+
+from flask import Response
+from flask_smorest import Blueprint
+from redis.exceptions import RedisError
+
+from ..observability import metrics
+from .middleware import services
+from .schemas import HealthSchema
+
+blp = Blueprint("ops", __name__, description="Health and metrics for operators")
+NO_TOKEN: dict[str, list[object]] = {"security": []}
+
+
+@blp.route("/health", methods=["GET"])
+@blp.response(200, HealthSchema, description="Ready: Redis answers")
+@blp.alt_response(503, schema=HealthSchema, description="Not ready: Redis cannot be reached")
+@blp.doc(**NO_TOKEN)
+def health() -> tuple[dict[str, object], int]:
+    """Readiness, with the outgoing event backlog."""
+    try:
+        services().store.ping()
+        events = services().outbox.counts()
+    except RedisError:
+        return {"status": "unavailable", "checks": {"redis": "unavailable"}}, 503
+    return {"status": "ok", "checks": {"redis": "ok"}, "events": events}, 200
+
+
+@blp.route("/health/live", methods=["GET"])
+@blp.response(200, HealthSchema)
+@blp.doc(**NO_TOKEN)
+def live() -> dict[str, object]:
+    """Liveness: the process answers."""
+    return {"status": "ok", "checks": {}}
+
+
+@blp.route("/metrics", methods=["GET"])
+@blp.doc(
+    responses={"200": {"description": "Prometheus text format", "content": {"text/plain": {}}}}, **NO_TOKEN
+)
+def prometheus() -> Response:
+    """Prometheus metrics, summed over every gunicorn worker."""
+    body = metrics.render(services().state_collector(), services().settings.prometheus_multiproc_dir)
+    return Response(body, mimetype=None, content_type=metrics.CONTENT_TYPE)
