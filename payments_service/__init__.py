@@ -29,9 +29,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     """
     from flask import Flask
 
-    from .domain import errors
     from .settings import Settings
-    from .web import api, ops
+    from .web import api, ops, problems
     from .web import middleware as http
     from .web.openapi import PaymentsApi
     from .web.webhooks import StripeWebhookEndpoint
@@ -53,7 +52,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     spec.register_blueprint(api.blp)
     spec.register_blueprint(ops.blp)
     spec.finish()
-    errors.register_error_handlers(app)
+    problems.register_error_handlers(app)
     http.install(app)
     # Outermost first: ids, logs and metrics around everything; Stripe's webhooks before Flask.
     flask_app = http.BoundedBody(app.wsgi_app, MAX_API_BODY_BYTES)

@@ -16,6 +16,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError, LockError, NoScriptError, TimeoutError
 
 from ..delivery.outbox import Outbox
+from ..domain.errors import BookingBusy, VersionConflict
 from ..domain.events import OutgoingEvent
 from ..domain.payments import Change, Decision, DuplicatePayment, Payment, PaymentStatus
 from . import keys as keys
@@ -83,14 +84,6 @@ class Claim:
         self._store.save(payment, self.payment, release=self._lock)
         self.released = True
         self.payment = payment
-
-
-class VersionConflict(Exception):
-    """The payment changed between read and write; read it again."""
-
-
-class BookingBusy(Exception):
-    """Another holder keeps this lock (a booking's, or reconciliation's) longer than we wait."""
 
 
 class PaymentStore:

@@ -14,6 +14,7 @@ import requests
 import stripe
 from requests.adapters import HTTPAdapter
 
+from ..domain.errors import StripeFailure
 from ..domain.payments import SessionFact, SessionOutcome
 from ..observability import logs, metrics
 from ..settings import Settings
@@ -25,28 +26,6 @@ log = logging.getLogger(__name__)
 WEBHOOK_TOLERANCE_SECONDS = 300
 # Connections to Stripe kept per process: one per request a gevent worker may have in flight with it.
 POOL_SIZE = 512
-
-
-class StripeFailure(Exception):
-    """Stripe refused or could not be reached; carries Stripe's message and request id."""
-
-    def __init__(
-        self,
-        message: str,
-        request_id: str | None = None,
-        code: str | None = None,
-        http_status: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.request_id = request_id
-        self.code = code
-        self.http_status = http_status
-
-    @property
-    def refused(self) -> bool:
-        """Stripe answered and said no (4xx), as opposed to failing or not answering."""
-        return self.http_status is not None and 400 <= self.http_status < 500
 
 
 @dataclass(frozen=True)

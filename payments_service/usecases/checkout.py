@@ -8,11 +8,11 @@ import json
 import time
 from urllib.parse import quote, urlsplit
 
-from ..domain.errors import Conflict, InvalidRequest, NotFound
+from ..domain.errors import Conflict, InvalidRequest, NotFound, VersionConflict
 from ..domain.events import build_event
 from ..domain.payments import LOCKED_IN, Change, Payment, PaymentStatus, SessionOutcome, cancel
 from ..settings import Settings
-from ..storage.store import Claim, PaymentStore, VersionConflict
+from ..storage.store import Claim, PaymentStore
 from ..stripe_api.gateway import CheckoutRequest, StripeGateway
 from ..web.schemas import CheckoutInput
 from .stripe_facts import StripeSync

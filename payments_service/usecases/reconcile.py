@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
+from ..domain.errors import BookingBusy, RefundNotYetApplicable, StripeFailure
 from ..domain.payments import Payment, PaymentStatus, SessionFact, SessionOutcome
-from ..storage.store import ApplyOutcome, ApplyResult, BookingBusy
-from ..stripe_api.gateway import StripeFailure
+from ..storage.store import ApplyOutcome, ApplyResult
 from ..stripe_api.parsing import StripeEvent
 from ..wiring import Services
-from .stripe_facts import RefundNotYetApplicable
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..domain.errors import Conflict, NotFound
+from ..domain.errors import NotFound, RefundNotYetApplicable
 from ..domain.events import build_event
 from ..domain.payments import (
     OPEN,
@@ -23,10 +23,6 @@ from ..stripe_api.gateway import StripeGateway
 from ..stripe_api.parsing import StripeEvent
 
 log = logging.getLogger(__name__)
-
-
-class RefundNotYetApplicable(Conflict):
-    """A refund for a payment we have not yet seen paid; Stripe will send it again."""
 
 
 class StripeSync:

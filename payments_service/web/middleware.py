@@ -15,9 +15,9 @@ from flask import Flask, current_app, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
-from ..domain.errors import Problem
 from ..observability import logs, metrics
 from ..wiring import Services
+from .problems import Problem
 
 log = logging.getLogger("payments_service.access")
 

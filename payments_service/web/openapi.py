@@ -10,8 +10,8 @@ from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from werkzeug.routing import Map, Rule
 
-from ..domain.errors import PROBLEM_JSON
 from . import webhooks
+from .problems import PROBLEM_JSON
 from .schemas import PaymentEventSchema, ProblemSchema, Timestamp, WebhookAckSchema
 
 

@@ -11,11 +11,11 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..domain.errors import Problem, problem_for
 from ..observability import logs, metrics
 from ..stripe_api.parsing import InvalidWebhook
 from ..wiring import Services
 from .middleware import ROUTE, WsgiApp
+from .problems import Problem, problem_for
 
 PATH = "/webhooks/stripe"
 MAX_WEBHOOK_BYTES = 1024 * 1024
