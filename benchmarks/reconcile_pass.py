@@ -17,8 +17,8 @@ import requests
 from benchmarks.support import private_redis, sandbox
 from payments_service.domain.payments import PaymentStatus
 from payments_service.settings import Settings
+from payments_service.usecases.checkout import CheckoutInput
 from payments_service.usecases.reconcile import Reconciler
-from payments_service.web.schemas import CheckoutInput
 from payments_service.wiring import build
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 
-from ..web.schemas import iso
 from .payments import Change, Payment, PaymentStatus
+
+
+def iso(timestamp: int | None) -> str | None:
+    """Unix seconds as ISO 8601 UTC ("2026-11-26T10:30:00Z"), in responses and events alike."""
+    return None if timestamp is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .facts import RefundFact, SessionFact, SessionOutcome
+
 
 class PaymentStatus(StrEnum):
     PENDING = "pending"
@@ -29,16 +31,6 @@ UNPAID = frozenset(
 )
 # Checked against Stripe by reconciliation.
 OPEN = frozenset({PaymentStatus.PENDING, PaymentStatus.PROCESSING})
-
-
-class SessionOutcome(StrEnum):
-    """What a Checkout Session says happened, whichever way we learned it."""
-
-    OPEN = "open"
-    EXPIRED = "expired"
-    PROCESSING = "processing"
-    PAID = "paid"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -77,27 +69,6 @@ class Payment:
     def evolve(self, now: int, **changes: object) -> Payment:
         """A copy with the changes applied, one version later."""
         return dataclasses.replace(self, version=self.version + 1, updated_at=now, **changes)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class SessionFact:
-    """Stripe's word on one Checkout Session, from a webhook, a refresh or reconciliation."""
-
-    session_id: str
-    booking_id: str | None
-    outcome: SessionOutcome
-    amount_total: int | None = None
-    currency: str | None = None
-    payment_intent: str | None = None
-
-
-@dataclass(frozen=True)
-class RefundFact:
-    """Stripe's word on how much of a payment intent's charge is refunded in all."""
-
-    payment_intent: str
-    amount_refunded: int
-    reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -15,7 +14,7 @@ import stripe
 from requests.adapters import HTTPAdapter
 
 from ..domain.errors import StripeFailure
-from ..domain.payments import SessionFact, SessionOutcome
+from ..domain.facts import CheckoutRequest, CheckoutSession, Refund, SessionFact, SessionOutcome
 from ..observability import logs, metrics
 from ..settings import Settings
 from .parsing import HANDLED_EVENT_TYPES, InvalidWebhook, StripeEvent, parse_event, session_fact
@@ -26,39 +25,6 @@ log = logging.getLogger(__name__)
 WEBHOOK_TOLERANCE_SECONDS = 300
 # Connections to Stripe kept per process: one per request a gevent worker may have in flight with it.
 POOL_SIZE = 512
-
-
-@dataclass(frozen=True)
-class CheckoutRequest:
-    """What we ask Stripe for: one line item for one booking."""
-
-    booking_id: str
-    amount: int
-    currency: str
-    description: str
-    expires_at: int
-    success_url: str
-    cancel_url: str
-    customer_email: str | None
-    metadata: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class CheckoutSession:
-    """The parts of a created Checkout Session we keep."""
-
-    id: str
-    url: str
-    expires_at: int
-
-
-@dataclass(frozen=True)
-class Refund:
-    """A refund Stripe made, with the charge's refunded total after it."""
-
-    id: str
-    amount: int
-    charge_amount_refunded: int | None
 
 
 class DirectSession(requests.Session):

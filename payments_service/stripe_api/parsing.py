@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..domain.payments import RefundFact, SessionFact, SessionOutcome
+from ..domain.facts import RefundFact, SessionFact, SessionOutcome
 
 HANDLED_EVENT_TYPES = (
     "checkout.session.completed",

@@ -6,15 +6,16 @@ import dataclasses
 import hashlib
 import json
 import time
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from ..domain.errors import Conflict, InvalidRequest, NotFound, VersionConflict
 from ..domain.events import build_event
-from ..domain.payments import LOCKED_IN, Change, Payment, PaymentStatus, SessionOutcome, cancel
+from ..domain.facts import CheckoutRequest, SessionOutcome
+from ..domain.payments import LOCKED_IN, Change, Payment, PaymentStatus, cancel
 from ..settings import Settings
 from ..storage.store import Claim, PaymentStore
-from ..stripe_api.gateway import CheckoutRequest, StripeGateway
-from ..web.schemas import CheckoutInput
+from ..stripe_api.gateway import StripeGateway
 from .stripe_facts import StripeSync
 
 # Stripe allows expires_at 30 minutes to 24 hours after it creates the session; keep a minute
@@ -26,6 +27,20 @@ EXPIRY_MARGIN = 60
 LOCK_HOLD_SECONDS = 150.0
 LOCK_WAIT_SECONDS = 30.0
 SAVE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class CheckoutInput:
+    """A validated request to open (or reuse) the checkout for a booking."""
+
+    booking_id: str
+    amount: int
+    currency: str
+    description: str
+    customer_email: str | None = None
+    success_url: str | None = None
+    cancel_url: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 class CheckoutService:

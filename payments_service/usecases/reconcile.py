@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from redis.exceptions import RedisError
 
 from ..domain.errors import BookingBusy, RefundNotYetApplicable, StripeFailure
-from ..domain.payments import Payment, PaymentStatus, SessionFact, SessionOutcome
+from ..domain.facts import SessionFact, SessionOutcome
+from ..domain.payments import Payment, PaymentStatus
 from ..storage.store import ApplyOutcome, ApplyResult
 from ..stripe_api.parsing import StripeEvent
 from ..wiring import Services

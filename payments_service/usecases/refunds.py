@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 from ..domain.errors import Conflict, InvalidRequest, NotFound
-from ..domain.payments import Payment, PaymentStatus, RefundFact
+from ..domain.facts import RefundFact
+from ..domain.payments import Payment, PaymentStatus
 from ..storage.store import PaymentStore
 from ..stripe_api.gateway import StripeGateway
-from ..web.schemas import RefundInput
 from .stripe_facts import StripeSync
 
 REFUNDABLE = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED)
+
+
+@dataclass(frozen=True)
+class RefundInput:
+    """A validated refund request; amount None means everything that remains."""
+
+    amount: int | None = None
+    reason: str | None = None
 
 
 class RefundService:

@@ -7,16 +7,8 @@ import time
 
 from ..domain.errors import NotFound, RefundNotYetApplicable
 from ..domain.events import build_event
-from ..domain.payments import (
-    OPEN,
-    SETTLED,
-    Payment,
-    RefundFact,
-    SessionFact,
-    apply_refund,
-    apply_session,
-    record_duplicate_refund,
-)
+from ..domain.facts import RefundFact, SessionFact
+from ..domain.payments import OPEN, SETTLED, Payment, apply_refund, apply_session, record_duplicate_refund
 from ..observability import metrics
 from ..storage.store import ApplyOutcome, ApplyResult, PaymentStore
 from ..stripe_api.gateway import StripeGateway

@@ -12,14 +12,14 @@ from marshmallow import Schema, fields
 from ..domain.errors import NotFound
 from ..domain.payments import Payment
 from ..observability import logs
+from ..usecases.checkout import CheckoutInput
+from ..usecases.refunds import RefundInput
 from .middleware import require_bearer_token, services
 from .schemas import (
     BOOKING_ID_PATTERN,
-    CheckoutInput,
     CheckoutRequestSchema,
     ConfigSchema,
     PaymentSchema,
-    RefundInput,
     RefundRequestSchema,
 )
 

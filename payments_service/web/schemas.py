@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from ..domain.events import iso
 from ..domain.money import MAX_AMOUNT, AmountError, Currency
 from ..domain.payments import Payment
+from ..usecases.checkout import CheckoutInput
+from ..usecases.refunds import RefundInput
 
 BOOKING_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 MAX_METADATA_PAIRS = 20
-
-
-def iso(timestamp: int | None) -> str | None:
-    """Unix seconds as ISO 8601 UTC ("2026-11-26T10:30:00Z"), in responses and events alike."""
-    return None if timestamp is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 class Timestamp(fields.Field[int]):
@@ -26,28 +22,6 @@ class Timestamp(fields.Field[int]):
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         return None if value is None else iso(int(value))
-
-
-@dataclass(frozen=True)
-class CheckoutInput:
-    """A validated request to open (or reuse) the checkout for a booking."""
-
-    booking_id: str
-    amount: int
-    currency: str
-    description: str
-    customer_email: str | None = None
-    success_url: str | None = None
-    cancel_url: str | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RefundInput:
-    """A validated refund request; amount None means everything that remains."""
-
-    amount: int | None = None
-    reason: str | None = None
 
 
 class CheckoutRequestSchema(Schema):

@@ -22,7 +22,7 @@ from werkzeug.serving import make_server
 from payments_service.devtools.sandbox.app import create_sandbox_app
 from payments_service.devtools.sandbox.stripe_state import StripeState
 from payments_service.domain.errors import StripeFailure
-from payments_service.domain.payments import SessionOutcome
+from payments_service.domain.facts import SessionOutcome
 from payments_service.stripe_api.gateway import StripeGateway
 from payments_service.stripe_api.transport import GeventStripeHTTPClient, gevent_patched
 from tests.conftest import WEBHOOK_SECRET, make_settings

@@ -13,7 +13,7 @@ import requests_mock
 from payments_service.devtools.sandbox.forms import decode
 from payments_service.devtools.sandbox.stripe_api import StripeApi
 from payments_service.devtools.sandbox.stripe_state import StripeState
-from payments_service.stripe_api.gateway import CheckoutRequest
+from payments_service.domain.facts import CheckoutRequest
 
 STRIPE_BASE = "https://stripe.test"
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 import json
 
 from payments_service.domain.events import build_event, event_id
-from payments_service.domain.payments import (
-    PaymentStatus,
-    SessionOutcome,
-    apply_session,
-    record_duplicate_refund,
-)
+from payments_service.domain.facts import SessionOutcome
+from payments_service.domain.payments import PaymentStatus, apply_session, record_duplicate_refund
 from tests.unit.test_payment_rules import NOW, PENDING, at, changed, fact
 
 

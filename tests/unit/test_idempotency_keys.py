@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from payments_service.stripe_api.gateway import CheckoutRequest
+from payments_service.domain.facts import CheckoutRequest
 from payments_service.usecases.checkout import idempotency_key
 from payments_service.usecases.refunds import refund_key
 

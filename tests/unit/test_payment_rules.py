@@ -6,14 +6,12 @@ import dataclasses
 
 import pytest
 
+from payments_service.domain.facts import RefundFact, SessionFact, SessionOutcome
 from payments_service.domain.payments import (
     Change,
     DuplicatePayment,
     Payment,
     PaymentStatus,
-    RefundFact,
-    SessionFact,
-    SessionOutcome,
     apply_refund,
     apply_session,
     cancel,
