@@ -18,7 +18,6 @@ from benchmarks.support import private_redis, sandbox
 from payments_service.domain.payments import PaymentStatus
 from payments_service.settings import Settings
 from payments_service.usecases.checkout import CheckoutInput
-from payments_service.usecases.reconcile import Reconciler
 from payments_service.wiring import build
 
 
@@ -38,11 +37,11 @@ def run(count: int, max_rps: float, latency_ms: int) -> dict[str, float]:
             reconcile_after=0,
             reconcile_max_rps=max_rps,
         )
-        services = build(settings)
+        components = build(settings)
         started = time.monotonic()
 
         def open_one(n: int) -> str:
-            payment, _ = services.checkout.open(CheckoutInput(f"bk_{n}", 3750, "usd", "2 seats"))
+            payment, _ = components.checkout.open(CheckoutInput(f"bk_{n}", 3750, "usd", "2 seats"))
             return payment.session_id
 
         with ThreadPoolExecutor(16) as pool:
@@ -61,9 +60,9 @@ def run(count: int, max_rps: float, latency_ms: int) -> dict[str, float]:
         )
 
         lines: list[str] = []
-        report = Reconciler(services, progress=lines.append).run_once()
+        report = components.reconciler(progress=lines.append).run_once()
         assert report is not None
-        still_pending = services.store.count_in_status(PaymentStatus.PENDING)
+        still_pending = components.store.count_in_status(PaymentStatus.PENDING)
         print("\n".join(f"  {line}" for line in (lines[:2] + lines[-1:])))
         print(
             f"reconcile pass: {len(report.changes)} changed, {report.checked} checked, "
@@ -71,7 +70,7 @@ def run(count: int, max_rps: float, latency_ms: int) -> dict[str, float]:
             f" (Stripe answering in {latency_ms} ms); {still_pending} still pending"
         )
         assert len(report.changes) == 2 * tenth, "every missed change must be found"
-        services.redis.connection_pool.disconnect()
+        components.redis.connection_pool.disconnect()
         return {
             "seconds": report.seconds,
             "stripe_calls": report.stripe_calls,

@@ -116,12 +116,12 @@ def tree_memory_mb(pid: int) -> tuple[float, float]:
 
 def open_payments(settings: Settings, count: int, prefix: str) -> list[tuple[str, str]]:
     """Open payments straight in the store (no Stripe needed): each gets its own session id."""
-    services = build(settings)
+    components = build(settings)
     now = int(time.time())
 
     def one(n: int) -> tuple[str, str]:
         booking, session = f"{prefix}_{n}", f"cs_test_{prefix}_{n:08d}"
-        services.store.save(
+        components.store.save(
             Payment(
                 booking_id=booking,
                 status=PaymentStatus.PENDING,
@@ -141,7 +141,7 @@ def open_payments(settings: Settings, count: int, prefix: str) -> list[tuple[str
 
     with ThreadPoolExecutor(8) as pool:
         opened = list(pool.map(one, range(count)))
-    services.redis.connection_pool.disconnect()
+    components.redis.connection_pool.disconnect()
     return opened
 
 
@@ -230,22 +230,22 @@ def intake(
 
 
 def webhook_phase(api: str, seconds: int, settings: Settings, processes: dict[str, int]) -> dict[str, Any]:
-    services = build(settings)
+    components = build(settings)
     # Intake alone: the worker is suspended (RQ's own switch: the relay and deliveries) so that
     # they do not compete for the same two cores; its delivery rate is measured right after.
-    services.outbox.delivery.pause_workers()
+    components.outbox.delivery.pause_workers()
     webhook = intake(api, seconds, settings, processes, "wh")
-    queued = services.outbox.counts()["pending"]
-    services.outbox.delivery.resume_workers()
+    queued = components.outbox.counts()["pending"]
+    components.outbox.delivery.resume_workers()
     # Draining tens of thousands of events takes minutes at one worker's pace: sample it.
     started = time.monotonic()
-    while services.outbox.counts()["pending"] > 0 and time.monotonic() - started < DELIVERY_SAMPLE_SECONDS:
+    while components.outbox.counts()["pending"] > 0 and time.monotonic() - started < DELIVERY_SAMPLE_SECONDS:
         time.sleep(0.5)
-    delivered = queued - services.outbox.counts()["pending"]
+    delivered = queued - components.outbox.counts()["pending"]
     webhook["delivery_rps"] = delivered / (time.monotonic() - started)
     # The same intake with the worker relaying and delivering on the same two cores meanwhile.
     webhook["shared"] = intake(api, SHARED_INTAKE_SECONDS, settings, processes, "shared")
-    services.redis.connection_pool.disconnect()
+    components.redis.connection_pool.disconnect()
     return webhook
 
 

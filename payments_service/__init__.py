@@ -16,13 +16,13 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from .settings import Settings
-    from .wiring import Services
+    from .wiring import Components
 
 MAX_API_BODY_BYTES = 64 * 1024
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
-    """The composition root: settings, Redis, Stripe, services and blueprints, built once per process.
+def create_app(settings: Settings | None = None, components: Components | None = None) -> Flask:
+    """The composition root: settings, Redis, Stripe, components and blueprints, built once per process.
 
     Imports happen here, not at module level, so that importing the package does no work and
     the gunicorn master never loads prometheus_client before its multiprocess directory is set.
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     from .wiring import build
 
     settings = settings or Settings.from_env()
-    services = services or build(settings)
+    components = components or build(settings)
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_API_BODY_BYTES,
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
     )
-    app.extensions["payments"] = services
+    app.extensions["payments"] = components
     spec = PaymentsApi(app)
     spec.register_blueprint(api.blp)
     spec.register_blueprint(ops.blp)
@@ -56,5 +56,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     http.install(app)
     # Outermost first: ids, logs and metrics around everything; Stripe's webhooks before Flask.
     flask_app = http.BoundedBody(app.wsgi_app, MAX_API_BODY_BYTES)
-    app.wsgi_app = http.RequestMiddleware(StripeWebhookEndpoint(flask_app, services))  # type: ignore[method-assign]
+    app.wsgi_app = http.RequestMiddleware(StripeWebhookEndpoint(flask_app, components))  # type: ignore[method-assign]
     return app

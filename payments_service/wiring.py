@@ -1,7 +1,8 @@
-"""Builds the service objects from Settings; shared by the app, the worker and the CLI."""
+"""The wiring: builds the object graph from Settings; shared by the app, the worker and the CLI."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,7 @@ from redis import BlockingConnectionPool, Redis
 
 from .delivery.outbox import Outbox
 from .domain.payments import OPEN
+from .observability import metrics
 from .observability.metrics import StateCollector
 from .settings import Settings
 from .storage.connection import connection_class
@@ -18,12 +20,13 @@ from .storage.store import PaymentStore
 from .stripe_api.gateway import StripeGateway
 from .stripe_api.transport import gevent_patched
 from .usecases.checkout import CheckoutService
+from .usecases.reconcile import Reconciler
 from .usecases.refunds import RefundService
-from .usecases.stripe_facts import StripeSync
+from .usecases.stripe_facts import StripeFactsService
 
 
 @dataclass(frozen=True)
-class Services:
+class Components:
     """Everything a request, a job or a command needs, built once per process."""
 
     settings: Settings
@@ -31,7 +34,7 @@ class Services:
     store: PaymentStore
     outbox: Outbox
     stripe: StripeGateway
-    sync: StripeSync
+    facts: StripeFactsService
     checkout: CheckoutService
     refunds: RefundService
 
@@ -51,6 +54,17 @@ class Services:
 
     def state_collector(self) -> StateCollector:
         return StateCollector(self.state)
+
+    def reconciler(self, progress: Callable[[str], None] | None = None) -> Reconciler:
+        """A reconciliation pass's driver, paced by RECONCILE_MAX_RPS."""
+        return Reconciler(
+            self.store,
+            self.stripe,
+            self.facts,
+            max_rps=self.settings.reconcile_max_rps,
+            pending_after=self.settings.reconcile_after,
+            progress=progress,
+        )
 
 
 # Connections per process. Hundreds of gevent requests share them: one that finds all busy
@@ -75,7 +89,7 @@ def redis_client(settings: Settings, socket_timeout: float = 5) -> Redis:
     return Redis(connection_pool=pool)
 
 
-def build(settings: Settings, redis: Redis | None = None) -> Services:
+def build(settings: Settings, redis: Redis | None = None) -> Components:
     """Wire the object graph; no network calls happen here."""
     redis = redis or redis_client(settings)
     outbox = Outbox(redis, settings.event_retry_schedule, settings.event_delivery_timeout)
@@ -83,14 +97,14 @@ def build(settings: Settings, redis: Redis | None = None) -> Services:
     batching = GeventBatching if gevent_patched() else Pipelined
     store = PaymentStore(redis, outbox, batching(redis.connection_pool))
     stripe = StripeGateway.from_settings(settings)
-    sync = StripeSync(store, stripe)
-    return Services(
+    facts = StripeFactsService(store, stripe, published=metrics.payment_event_published)
+    return Components(
         settings=settings,
         redis=redis,
         store=store,
         outbox=outbox,
         stripe=stripe,
-        sync=sync,
-        checkout=CheckoutService(store, stripe, sync, settings),
-        refunds=RefundService(store, stripe, sync),
+        facts=facts,
+        checkout=CheckoutService(store, stripe, facts, settings),
+        refunds=RefundService(store, stripe, facts),
     )

@@ -14,7 +14,7 @@ import requests_mock
 from payments_service import create_app
 from payments_service.devtools.sandbox.stripe_state import StripeState
 from payments_service.settings import Settings
-from payments_service.wiring import Services, build
+from payments_service.wiring import Components, build
 from tests.support.redis_server import RedisServer
 from tests.support.stripe_wire import STRIPE_BASE, StripeWire
 
@@ -74,7 +74,7 @@ def settings(redis_url: str) -> Settings:
 
 
 @pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
+def components(settings: Settings) -> Iterator[Components]:
     built = build(settings)
     yield built
     built.redis.connection_pool.disconnect()
@@ -83,21 +83,21 @@ def services(settings: Settings) -> Iterator[Services]:
 @pytest.fixture
 def app_factory() -> Iterator[Callable[..., Any]]:
     """Apps with their own settings (another Redis, other defaults); their connections are closed after."""
-    built: list[Services] = []
+    built: list[Components] = []
 
     def make(redis_url: str, **overrides: Any) -> Any:
-        services = build(make_settings(redis_url, **overrides))
-        built.append(services)
-        return create_app(services.settings, services)
+        components = build(make_settings(redis_url, **overrides))
+        built.append(components)
+        return create_app(components.settings, components)
 
     yield make
-    for services in built:
-        services.redis.connection_pool.disconnect()
+    for components in built:
+        components.redis.connection_pool.disconnect()
 
 
 @pytest.fixture
-def app(settings: Settings, services: Services) -> Any:
-    return create_app(settings, services)
+def app(settings: Settings, components: Components) -> Any:
+    return create_app(settings, components)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import click
 from ..settings import ConfigError, Settings
 
 if TYPE_CHECKING:
-    from ..wiring import Services
+    from ..wiring import Components
 
 # Long enough for a running reconciliation pass to finish before ours starts.
 RECONCILE_LOCK_WAIT_SECONDS = 600.0
@@ -29,7 +29,7 @@ def load_settings() -> Settings:
         sys.exit(2)
 
 
-def _services(settings: Settings) -> Services:
+def _components(settings: Settings) -> Components:
     from ..observability import logs
     from ..wiring import build
 
@@ -59,15 +59,15 @@ def worker(burst: bool) -> None:
     """Deliver events to the booking service; reconcile every RECONCILE_INTERVAL seconds."""
     from . import worker as event_worker
 
-    event_worker.run(_services(load_settings()), burst=burst)
+    event_worker.run(_components(load_settings()), burst=burst)
 
 
 @main.command()
 def reconcile() -> None:
     """One reconciliation pass: print what changed, then exit 0."""
-    from ..usecases.reconcile import Reconciler
 
-    report = Reconciler(_services(load_settings()), progress=click.echo).run_once(RECONCILE_LOCK_WAIT_SECONDS)
+    reconciler = _components(load_settings()).reconciler(progress=click.echo)
+    report = reconciler.run_once(RECONCILE_LOCK_WAIT_SECONDS)
     if report is None:
         click.echo("another reconciliation pass is still running; nothing done", err=True)
         sys.exit(1)
@@ -89,8 +89,8 @@ def events() -> None:
 @click.option("--limit", default=200, show_default=True, help="At most this many per delivery state.")
 def list_events(dead: bool, limit: int) -> None:
     """Outgoing events with their delivery state."""
-    services = _services(load_settings())
-    rows = services.outbox.events(dead_only=dead, limit=limit)
+    components = _components(load_settings())
+    rows = components.outbox.events(dead_only=dead, limit=limit)
     click.echo(f"{'EVENT':<32} {'TYPE':<28} {'BOOKING':<24} {'STATE':<10} {'TRIES':>5}  LAST ERROR")
     for e in rows:
         click.echo(
@@ -106,12 +106,12 @@ def replay_events(event_ids: tuple[str, ...], all_dead: bool) -> None:
     """Queue dead events again, with a fresh retry schedule."""
     if bool(event_ids) == all_dead:
         raise click.UsageError("give EVENT_ID... or --all-dead, not both and not neither")
-    services = _services(load_settings())
-    unknown = services.outbox.unknown(event_ids) if event_ids else []
+    components = _components(load_settings())
+    unknown = components.outbox.unknown(event_ids) if event_ids else []
     if unknown:
         click.echo(f"unknown event(s): {', '.join(unknown)}", err=True)
         sys.exit(1)
-    replayed = services.outbox.replay(list(event_ids) if event_ids else None)
+    replayed = components.outbox.replay(list(event_ids) if event_ids else None)
     for event_id in replayed:
         click.echo(f"replayed: {event_id}")
     skipped = [e for e in event_ids if e not in replayed]
@@ -128,11 +128,11 @@ def health(worker_check: bool) -> None:
 
     from redis.exceptions import RedisError
 
-    services = _services(load_settings())
+    components = _components(load_settings())
     try:
-        services.store.ping()
-        counts = services.outbox.counts()
-        workers = services.outbox.delivery.live_workers(socket.gethostname())
+        components.store.ping()
+        counts = components.outbox.counts()
+        workers = components.outbox.delivery.live_workers(socket.gethostname())
     except RedisError as exc:
         click.echo(f"unhealthy: redis unavailable ({type(exc).__name__})", err=True)
         sys.exit(1)

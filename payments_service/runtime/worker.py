@@ -14,8 +14,9 @@ from rq.worker import SimpleWorker
 
 from ..delivery import sender as delivery
 from ..delivery.outbox import Outbox
+from ..domain.errors import StripeFailure
 from ..usecases.reconcile import Reconciler
-from ..wiring import Services, redis_client
+from ..wiring import Components, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +83,30 @@ class Relay:
                 stop.wait(1)
 
 
-def run(services: Services, burst: bool = False) -> None:
+def reconcile_periodically(reconciler: Reconciler, interval: float, stop: threading.Event) -> None:
+    """A pass, then `interval` seconds, until stopped; a failed pass is tried again next time."""
+    while not stop.is_set():
+        try:
+            report = reconciler.run_once()
+            if report is not None and report.changes:
+                log.info("reconciliation changed payments", extra={"changes": len(report.changes)})
+        except (RedisError, StripeFailure):
+            log.exception("reconciliation pass failed; trying again next interval")
+        if stop.wait(interval):
+            return
+
+
+def run(components: Components, burst: bool = False) -> None:
     """Deliver events until SIGTERM (which lets the current delivery finish); reconcile meanwhile."""
-    settings = services.settings
-    delivery.install(delivery.EventSender.from_settings(settings), services.store)
+    settings = components.settings
+    delivery.install(delivery.EventSender.from_settings(settings), components.store)
     stop = threading.Event()
     threads = []
     if settings.reconcile_interval > 0 and not burst:
-        reconciler = Reconciler(services)
         threads.append(
             threading.Thread(
-                target=reconciler.run_periodically,
-                args=(settings.reconcile_interval, stop),
+                target=reconcile_periodically,
+                args=(components.reconciler(), settings.reconcile_interval, stop),
                 name="reconcile",
                 daemon=True,
             )
@@ -101,19 +114,19 @@ def run(services: Services, burst: bool = False) -> None:
     # Its own connection: a blocking dequeue outlasts the 5 s socket timeout requests use.
     connection = redis_client(settings, socket_timeout=WORKER_TTL_SECONDS + 10)
     worker = EventWorker(
-        [services.outbox.delivery.queue_on(connection)],
+        [components.outbox.delivery.queue_on(connection)],
         connection=connection,
         serializer=JSONSerializer,
         worker_ttl=WORKER_TTL_SECONDS,
         maintenance_interval=MAINTENANCE_INTERVAL_SECONDS,
         log_job_description=False,
     )
-    worker.outbox = services.outbox
-    services.outbox.delivery.release_dead_scheduler_lock()
+    worker.outbox = components.outbox
+    components.outbox.delivery.release_dead_scheduler_lock()
     if burst:
-        services.outbox.relay_all(worker.name)
+        components.outbox.relay_all(worker.name)
     else:
-        relay = Relay(services.outbox, worker.name)
+        relay = Relay(components.outbox, worker.name)
         threads.append(threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True))
     for thread in threads:
         thread.start()

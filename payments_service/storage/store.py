@@ -8,8 +8,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from redis import Redis
@@ -18,6 +16,7 @@ from redis.exceptions import ConnectionError, LockError, NoScriptError, TimeoutE
 from ..delivery.outbox import Outbox
 from ..domain.errors import BookingBusy, VersionConflict
 from ..domain.events import OutgoingEvent
+from ..domain.outcomes import ApplyOutcome, ApplyResult
 from ..domain.payments import Change, Decision, DuplicatePayment, Payment, PaymentStatus
 from . import keys as keys
 from .pipelining import Command, Pipelined
@@ -31,23 +30,6 @@ WRITTEN, CHANGED, MARKED = 1, 0, -1
 # Redis names a loaded script by its SHA-1.
 _COMPARE_AND_WRITE_SHA = hashlib.sha1(keys.COMPARE_AND_WRITE.encode(), usedforsecurity=False).hexdigest()
 LOCK_POLL_SECONDS = 0.02
-
-
-class ApplyOutcome(StrEnum):
-    APPLIED = "processed"
-    UNCHANGED = "unchanged"
-    DUPLICATE_EVENT = "duplicate"
-    UNKNOWN_BOOKING = "unknown_booking"
-    DUPLICATE_PAYMENT = "duplicate_payment"
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    outcome: ApplyOutcome
-    payment: Payment | None = None
-    change: Change | None = None
-    event: OutgoingEvent | None = None
-    duplicate: DuplicatePayment | None = None
 
 
 class Claim:

@@ -7,16 +7,20 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from ..domain.errors import Conflict, InvalidRequest, NotFound, VersionConflict
 from ..domain.events import build_event
 from ..domain.facts import CheckoutRequest, SessionOutcome
 from ..domain.payments import LOCKED_IN, Change, Payment, PaymentStatus, cancel
-from ..settings import Settings
-from ..storage.store import Claim, PaymentStore
-from ..stripe_api.gateway import StripeGateway
-from .stripe_facts import StripeSync
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from ..storage.store import Claim, PaymentStore
+    from ..stripe_api.gateway import StripeGateway
+    from .stripe_facts import StripeFactsService
+
 
 # Stripe allows expires_at 30 minutes to 24 hours after it creates the session; keep a minute
 # inside both ends so the time our request spends on the network cannot push it out.
@@ -47,11 +51,11 @@ class CheckoutService:
     """One open Checkout Session per booking, however many requests arrive at once."""
 
     def __init__(
-        self, store: PaymentStore, stripe: StripeGateway, sync: StripeSync, settings: Settings
+        self, store: PaymentStore, stripe: StripeGateway, facts: StripeFactsService, settings: Settings
     ) -> None:
         self._store = store
         self._stripe = stripe
-        self._sync = sync
+        self._facts = facts
         self._settings = settings
 
     def open(self, req: CheckoutInput) -> tuple[Payment, bool]:
@@ -103,7 +107,7 @@ class CheckoutService:
             session_id = payment.session_id
             fact = self._stripe.expire_session(session_id)
             if fact.outcome is not SessionOutcome.EXPIRED:
-                synced = self._sync.apply_session_fact(booking_id, fact).payment or payment
+                synced = self._facts.apply_session_fact(booking_id, fact).payment or payment
                 raise Conflict(f"the checkout already completed; the payment is {synced.status.value}")
 
             def decide(p: Payment) -> Change | None:
@@ -146,7 +150,7 @@ class CheckoutService:
         fact = self._stripe.expire_session(existing.session_id)
         if fact.outcome in (SessionOutcome.EXPIRED, SessionOutcome.OPEN):
             return False
-        self._sync.apply_session_fact(existing.booking_id, fact)
+        self._facts.apply_session_fact(existing.booking_id, fact)
         return True
 
     def _new_session(

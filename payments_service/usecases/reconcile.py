@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from redis.exceptions import RedisError
-
-from ..domain.errors import BookingBusy, RefundNotYetApplicable, StripeFailure
+from ..domain.errors import BookingBusy, RefundNotYetApplicable
 from ..domain.facts import SessionFact, SessionOutcome
+from ..domain.outcomes import ApplyOutcome, ApplyResult
 from ..domain.payments import Payment, PaymentStatus
-from ..storage.store import ApplyOutcome, ApplyResult
-from ..stripe_api.parsing import StripeEvent
-from ..wiring import Services
+
+if TYPE_CHECKING:
+    from ..storage.store import PaymentStore
+    from ..stripe_api.gateway import StripeGateway
+    from ..stripe_api.parsing import StripeEvent
+    from .stripe_facts import StripeFactsService
+
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +64,30 @@ class Pacer:
 class Reconciler:
     """Applies Stripe's events since a checkpoint, then checks stale pending and processing payments."""
 
-    def __init__(self, services: Services, progress: Callable[[str], None] | None = None) -> None:
-        self._services = services
+    def __init__(
+        self,
+        store: PaymentStore,
+        stripe: StripeGateway,
+        facts: StripeFactsService,
+        *,
+        max_rps: float,
+        pending_after: float,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._stripe = stripe
+        self._facts = facts
+        self._max_rps = max_rps
+        self._pending_after = pending_after  # seconds a payment stays pending before we ask Stripe
         self._progress = progress or (lambda line: log.info(line))
 
     def run_once(self, wait_for_lock: float = 0.0) -> ReconcileReport | None:
         """One pass; None if another pass holds the lock for longer than `wait_for_lock` seconds."""
         started = time.monotonic()
         try:
-            with self._services.store.reconcile_lock(PASS_LOCK_SECONDS, wait_for_lock) as renew:
+            with self._store.reconcile_lock(PASS_LOCK_SECONDS, wait_for_lock) as renew:
                 report = ReconcileReport()
-                pace = Pacer(self._services.settings.reconcile_max_rps)
+                pace = Pacer(self._max_rps)
                 self._sweep_events(report, pace)
                 self._sweep_pending(report, pace, renew)
                 self._sweep_processing(report, pace)
@@ -79,24 +95,12 @@ class Reconciler:
             return None
         report.seconds = time.monotonic() - started
         if report.changes:
-            self._services.store.count_stat("reconcile:changes", len(report.changes))
+            self._store.count_stat("reconcile:changes", len(report.changes))
         return report
-
-    def run_periodically(self, interval: float, stop: threading.Event) -> None:
-        """The worker's loop: a pass, then `interval` seconds, until stopped."""
-        while not stop.is_set():
-            try:
-                report = self.run_once()
-                if report is not None and report.changes:
-                    log.info("reconciliation changed payments", extra={"changes": len(report.changes)})
-            except (RedisError, StripeFailure):
-                log.exception("reconciliation pass failed; trying again next interval")
-            if stop.wait(interval):
-                return
 
     def _sweep_events(self, report: ReconcileReport, pace: Pacer) -> None:
         """Every handled event since the checkpoint, oldest first, even for payments we think settled."""
-        checkpoint = self._services.store.events_checkpoint()
+        checkpoint = self._store.events_checkpoint()
         since = (
             checkpoint - EVENT_OVERLAP_SECONDS
             if checkpoint
@@ -106,7 +110,7 @@ class Reconciler:
         cursor: str | None = None
         for _ in range(MAX_EVENT_PAGES):
             pace()
-            page, cursor = self._services.stripe.list_events(since, cursor)
+            page, cursor = self._stripe.list_events(since, cursor)
             report.stripe_calls += 1
             events.extend(page)
             if cursor is None:
@@ -117,18 +121,18 @@ class Reconciler:
         for event in sorted(reversed(events), key=lambda e: e.created):
             report.events_read += 1
             try:
-                outcome = self._services.sync.handle_event(event)
+                outcome = self._facts.handle_event(event)
             except RefundNotYetApplicable:
                 continue
             if outcome is ApplyOutcome.APPLIED:
                 report.changes.append(f"{event.type} {event.id} applied")
         if events and cursor is None:
-            self._services.store.set_events_checkpoint(max(e.created for e in events))
+            self._store.set_events_checkpoint(max(e.created for e in events))
         self._progress(f"events: {len(events)} read since {since}, {len(report.changes)} changed")
 
     def _sweep_pending(self, report: ReconcileReport, pace: Pacer, renew: Callable[[], None]) -> None:
-        cutoff = time.time() - self._services.settings.reconcile_after
-        ids = self._services.store.open_booking_ids(PaymentStatus.PENDING, cutoff)
+        cutoff = time.time() - self._pending_after
+        ids = self._store.open_booking_ids(PaymentStatus.PENDING, cutoff)
         if not ids:
             return
         listed: dict[str, SessionFact] = {}
@@ -136,7 +140,7 @@ class Reconciler:
             listed = self._list_sessions(ids, report, pace)
             renew()
         for start in range(0, len(ids), BATCH_SIZE):
-            for payment in self._services.store.get_many(ids[start : start + BATCH_SIZE]):
+            for payment in self._store.get_many(ids[start : start + BATCH_SIZE]):
                 if payment is not None and payment.status is PaymentStatus.PENDING:
                     self._check(payment, listed.get(payment.session_id), report, pace)
             renew()
@@ -146,8 +150,8 @@ class Reconciler:
             )
 
     def _sweep_processing(self, report: ReconcileReport, pace: Pacer) -> None:
-        ids = self._services.store.open_booking_ids(PaymentStatus.PROCESSING, time.time())
-        for payment in self._services.store.get_many(ids):
+        ids = self._store.open_booking_ids(PaymentStatus.PROCESSING, time.time())
+        for payment in self._store.get_many(ids):
             if payment is not None and payment.status is PaymentStatus.PROCESSING:
                 self._check(payment, None, report, pace)
         if ids:
@@ -159,7 +163,7 @@ class Reconciler:
         Pays off when stale payments are dense (a flash sale); capped at a few times what one
         retrieve per payment would cost, after which the rest are retrieved one by one.
         """
-        first, last = self._services.store.get_many([ids[0], ids[-1]])
+        first, last = self._store.get_many([ids[0], ids[-1]])
         if first is None or last is None:
             return {}
         earliest = first.updated_at - SESSION_CREATED_BEFORE_SAVE_SECONDS
@@ -168,7 +172,7 @@ class Reconciler:
         cursor: str | None = None
         for _ in range(math.ceil(wanted / 100) * LIST_PAGES_PER_100_PAYMENTS):
             pace()
-            facts, cursor = self._services.stripe.list_sessions(earliest, last.updated_at, cursor)
+            facts, cursor = self._stripe.list_sessions(earliest, last.updated_at, cursor)
             report.stripe_calls += 1
             found.update((f.session_id, f) for f in facts)
             if cursor is None:
@@ -181,12 +185,12 @@ class Reconciler:
     ) -> None:
         if fact is None:
             pace()
-            fact = self._services.stripe.retrieve_session(payment.session_id)
+            fact = self._stripe.retrieve_session(payment.session_id)
             report.stripe_calls += 1
         report.checked += 1
         if fact.outcome is SessionOutcome.OPEN:
             return  # still payable: nothing Stripe says can change the payment
-        result = self._services.sync.apply_session_fact(payment.booking_id, fact)
+        result = self._facts.apply_session_fact(payment.booking_id, fact)
         _note(report, result, payment)
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..domain.errors import Conflict, InvalidRequest, NotFound
 from ..domain.facts import RefundFact
 from ..domain.payments import Payment, PaymentStatus
-from ..storage.store import PaymentStore
-from ..stripe_api.gateway import StripeGateway
-from .stripe_facts import StripeSync
+
+if TYPE_CHECKING:
+    from ..storage.store import PaymentStore
+    from ..stripe_api.gateway import StripeGateway
+    from .stripe_facts import StripeFactsService
+
 
 REFUNDABLE = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED)
 
@@ -26,10 +30,10 @@ class RefundInput:
 class RefundService:
     """Creates Stripe refunds and applies their result through the same path as charge.refunded."""
 
-    def __init__(self, store: PaymentStore, stripe: StripeGateway, sync: StripeSync) -> None:
+    def __init__(self, store: PaymentStore, stripe: StripeGateway, facts: StripeFactsService) -> None:
         self._store = store
         self._stripe = stripe
-        self._sync = sync
+        self._facts = facts
 
     def refund(self, booking_id: str, req: RefundInput, request_key: str | None = None) -> Payment:
         """Refund `req.amount` (default: all that remains); `request_key` makes a retried request safe."""
@@ -54,7 +58,7 @@ class RefundService:
         total = refund.charge_amount_refunded
         if total is None:
             total = payment.amount_refunded + refund.amount
-        result = self._sync.apply_refund_fact(
+        result = self._facts.apply_refund_fact(
             booking_id, RefundFact(payment.payment_intent, total, req.reason)
         )
         if request_key:

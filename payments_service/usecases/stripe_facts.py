@@ -1,28 +1,35 @@
-"""Apply Stripe's truth: the one path for webhooks, ?refresh=true and reconciliation."""
+"""Apply Stripe's facts: the one path for webhooks, ?refresh=true and reconciliation."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from ..domain.errors import NotFound, RefundNotYetApplicable
 from ..domain.events import build_event
 from ..domain.facts import RefundFact, SessionFact
+from ..domain.outcomes import ApplyOutcome, ApplyResult
 from ..domain.payments import OPEN, SETTLED, Payment, apply_refund, apply_session, record_duplicate_refund
-from ..observability import metrics
-from ..storage.store import ApplyOutcome, ApplyResult, PaymentStore
+from ..storage.store import PaymentStore
 from ..stripe_api.gateway import StripeGateway
 from ..stripe_api.parsing import StripeEvent
 
 log = logging.getLogger(__name__)
 
 
-class StripeSync:
+class StripeFactsService:
     """Turns Stripe facts into at most one state change and one event each, whoever brings them."""
 
-    def __init__(self, store: PaymentStore, stripe: StripeGateway) -> None:
+    def __init__(
+        self,
+        store: PaymentStore,
+        stripe: StripeGateway,
+        published: Callable[[str], None] = lambda event_type: None,
+    ) -> None:
         self._store = store
         self._stripe = stripe
+        self._published = published  # told the type of every event written to the outbox
 
     def handle_event(self, event: StripeEvent) -> ApplyOutcome | None:
         """A verified webhook or listed event; None when it is not about one of our payments."""
@@ -94,7 +101,6 @@ class StripeSync:
         result = self.apply_session_fact(booking_id, fact)
         return result.payment or payment
 
-    @staticmethod
-    def _count(result: ApplyResult) -> None:
+    def _count(self, result: ApplyResult) -> None:
         if result.event is not None:
-            metrics.payment_event_published(result.event.type)
+            self._published(result.event.type)

@@ -1,4 +1,4 @@
-"""Blueprint for /v1/*: the API sibling services call. Parse, call a service, dump."""
+"""Blueprint for /v1/*: the API sibling services call. Parse, call a use case, dump."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..domain.payments import Payment
 from ..observability import logs
 from ..usecases.checkout import CheckoutInput
 from ..usecases.refunds import RefundInput
-from .middleware import require_bearer_token, services
+from .middleware import components, require_bearer_token
 from .schemas import (
     BOOKING_ID_PATTERN,
     CheckoutRequestSchema,
@@ -60,7 +60,7 @@ def errors(*codes: int) -> Any:
 
 @blp.before_request
 def _authenticate() -> None:
-    require_bearer_token(services().settings.internal_api_tokens)
+    require_bearer_token(components().settings.internal_api_tokens)
 
 
 @blp.route("/payments", methods=["POST"])
@@ -73,7 +73,7 @@ def _authenticate() -> None:
 def create_payment(req: CheckoutInput) -> tuple[Payment, int]:
     """Open (or reuse) the Stripe Checkout for a booking."""
     logs.bind(booking_id=req.booking_id)
-    payment, created = services().checkout.open(req)
+    payment, created = components().checkout.open(req)
     return payment, 201 if created else 200
 
 
@@ -85,8 +85,8 @@ def get_payment(booking_id: str, refresh: bool) -> Payment:
     """A booking's payment; ?refresh=true asks Stripe first and applies its answer."""
     _check_booking_id(booking_id)
     if refresh:
-        return services().sync.refresh(booking_id)
-    payment = services().store.get(booking_id)
+        return components().facts.refresh(booking_id)
+    payment = components().store.get(booking_id)
     if payment is None:
         raise NotFound(f"no payment for booking {booking_id}")
     return payment
@@ -98,7 +98,7 @@ def get_payment(booking_id: str, refresh: bool) -> Payment:
 def cancel_payment(booking_id: str) -> Payment:
     """Expire the booking's open Checkout Session."""
     _check_booking_id(booking_id)
-    return services().checkout.cancel(booking_id)
+    return components().checkout.cancel(booking_id)
 
 
 @blp.route("/payments/<booking_id>/refunds", methods=["POST"])
@@ -110,7 +110,7 @@ def refund_payment(req: RefundInput, booking_id: str) -> Payment:
     """Refund a paid booking, in full (default) or in part."""
     _check_booking_id(booking_id)
     request_key = request.headers.get("Idempotency-Key") or None
-    return services().refunds.refund(booking_id, req, request_key)
+    return components().refunds.refund(booking_id, req, request_key)
 
 
 @blp.route("/config", methods=["GET"])
@@ -118,7 +118,7 @@ def refund_payment(req: RefundInput, booking_id: str) -> Payment:
 @errors(401)
 def get_config() -> dict[str, str | None]:
     """What front ends need to talk to Stripe themselves."""
-    return {"publishable_key": services().settings.stripe_publishable_key}
+    return {"publishable_key": components().settings.stripe_publishable_key}
 
 
 def _check_booking_id(booking_id: str) -> None:

@@ -16,7 +16,7 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from ..observability import logs, metrics
-from ..wiring import Services
+from ..wiring import Components
 from .problems import Problem
 
 log = logging.getLogger("payments_service.access")
@@ -26,9 +26,9 @@ ROUTE = "payments.route"  # environ key: the route template, for metrics
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def services() -> Services:
+def components() -> Components:
     """The object graph create_app built for this app."""
-    built: Services = current_app.extensions["payments"]
+    built: Components = current_app.extensions["payments"]
     return built
 
 

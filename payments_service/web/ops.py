@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from redis.exceptions import RedisError
 
 from ..observability import metrics
-from .middleware import services
+from .middleware import components
 from .schemas import HealthSchema
 
 blp = Blueprint("ops", __name__, description="Health and metrics for operators")
@@ -21,8 +21,8 @@ NO_TOKEN: dict[str, list[object]] = {"security": []}
 def health() -> tuple[dict[str, object], int]:
     """Readiness, with the outgoing event backlog."""
     try:
-        services().store.ping()
-        events = services().outbox.counts()
+        components().store.ping()
+        events = components().outbox.counts()
     except RedisError:
         return {"status": "unavailable", "checks": {"redis": "unavailable"}}, 503
     return {"status": "ok", "checks": {"redis": "ok"}, "events": events}, 200
@@ -42,5 +42,5 @@ def live() -> dict[str, object]:
 )
 def prometheus() -> Response:
     """Prometheus metrics, summed over every gunicorn worker."""
-    body = metrics.render(services().state_collector(), services().settings.prometheus_multiproc_dir)
+    body = metrics.render(components().state_collector(), components().settings.prometheus_multiproc_dir)
     return Response(body, mimetype=None, content_type=metrics.CONTENT_TYPE)

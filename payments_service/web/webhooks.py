@@ -11,23 +11,31 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..domain.outcomes import ApplyOutcome
 from ..observability import logs, metrics
 from ..stripe_api.parsing import InvalidWebhook
-from ..wiring import Services
+from ..wiring import Components
 from .middleware import ROUTE, WsgiApp
 from .problems import Problem, problem_for
 
 PATH = "/webhooks/stripe"
 MAX_WEBHOOK_BYTES = 1024 * 1024
-_IGNORED = {"unchanged", "unknown_booking"}
+# What Stripe (and the metrics) are told each outcome was.
+_ANSWERS = {
+    ApplyOutcome.APPLIED: "processed",
+    ApplyOutcome.DUPLICATE_EVENT: "duplicate",
+    ApplyOutcome.UNCHANGED: "ignored",
+    ApplyOutcome.UNKNOWN_BOOKING: "ignored",
+    ApplyOutcome.DUPLICATE_PAYMENT: "duplicate_payment",
+}
 
 
 class StripeWebhookEndpoint:
     """Serves PATH itself and hands every other request to the wrapped (Flask) app."""
 
-    def __init__(self, app: WsgiApp, services: Services) -> None:
+    def __init__(self, app: WsgiApp, components: Components) -> None:
         self._app = app
-        self._services = services
+        self._components = components
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH:
@@ -47,17 +55,16 @@ class StripeWebhookEndpoint:
         if payload is None:
             return Problem(413, f"webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes")
         try:
-            event = self._services.stripe.verify_webhook(payload, environ.get("HTTP_STRIPE_SIGNATURE"))
+            event = self._components.stripe.verify_webhook(payload, environ.get("HTTP_STRIPE_SIGNATURE"))
         except InvalidWebhook as exc:
             metrics.webhook_rejected(exc.reason)
             return Problem(400, str(exc))
         logs.bind(stripe_event_id=event.id)
         try:
-            outcome = self._services.sync.handle_event(event)
+            outcome = self._components.facts.handle_event(event)
         except Exception as exc:  # noqa: BLE001  # every failure is an answer Stripe retries on
             return problem_for(exc)
-        label = outcome.value if outcome is not None else "ignored"
-        label = "ignored" if label in _IGNORED else label
+        label = _ANSWERS[outcome] if outcome is not None else "ignored"
         metrics.webhook_event(event.type, label)
         return {"received": True, "outcome": label}
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from payments_service.wiring import Services
+from payments_service.wiring import Components
 from tests.support.flows import open_payment, payment, post_event, queued_types
 from tests.support.stripe_wire import StripeWire, form
 
@@ -34,7 +34,7 @@ def refund(client: Any, auth: dict[str, str], booking_id: str = "bk_1", **body: 
 
 
 def test_cancel_expires_the_session_at_stripe_first(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     session_id = open_payment(client, auth)["session_id"]
     response = cancel(client, auth)
@@ -43,13 +43,13 @@ def test_cancel_expires_the_session_at_stripe_first(
     assert (body["status"], body["checkout_url"], body["version"]) == ("canceled", None, 2)
     assert stripe.state.sessions[session_id]["status"] == "expired"
     assert len(stripe.calls("POST", f"/v1/checkout/sessions/{session_id}/expire".lower())) == 1
-    assert queued_types(services) == ["payment.canceled"]
+    assert queued_types(components) == ["payment.canceled"]
     # Stripe's own expiry event for the session we expired changes nothing more.
     assert post_event(client, stripe.state.events[-1]).get_json()["outcome"] == "ignored"
 
 
 def test_stripes_expiry_event_arriving_before_its_answer_still_cancels(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     session_id = open_payment(client, auth)["session_id"]
     answers = []
@@ -59,7 +59,7 @@ def test_stripes_expiry_event_arriving_before_its_answer_still_cancels(
     assert answers == [{"received": True, "outcome": "processed"}]
     assert (response.status_code, response.get_json()["status"]) == (200, "canceled")
     assert stripe.state.sessions[session_id]["status"] == "expired"
-    assert queued_types(services) == ["payment.canceled"]
+    assert queued_types(components) == ["payment.canceled"]
 
 
 def test_canceling_a_canceled_or_expired_payment_calls_nobody(
@@ -80,7 +80,7 @@ def test_canceling_a_canceled_or_expired_payment_calls_nobody(
 
 
 def test_cancel_after_the_customer_paid_syncs_and_is_a_409(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     session_id = open_payment(client, auth)["session_id"]
     stripe.state.pay(session_id, notify=False)  # paid; the webhook has not arrived yet
@@ -88,9 +88,9 @@ def test_cancel_after_the_customer_paid_syncs_and_is_a_409(
     assert response.status_code == 409
     assert "paid" in response.get_json()["detail"]
     assert payment(client, auth)["status"] == "paid"
-    assert queued_types(services) == ["payment.paid"]
+    assert queued_types(components) == ["payment.paid"]
     assert post_event(client, stripe.state.events[-1]).get_json()["outcome"] == "ignored"
-    assert queued_types(services) == ["payment.paid"]
+    assert queued_types(components) == ["payment.paid"]
 
 
 @pytest.mark.parametrize("booking_id", ["bk_unknown"])
@@ -105,7 +105,7 @@ def test_cancel_refuses_unknown_and_paid_bookings(
 
 
 def test_cancel_racing_the_completion_webhook_ends_paid_with_one_event(
-    app: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    app: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     client = app.test_client()
     session_id = open_payment(client, auth)["session_id"]
@@ -130,7 +130,7 @@ def test_cancel_racing_the_completion_webhook_ends_paid_with_one_event(
         thread.join()
     assert answers == {"cancel": 409, "webhook": 200}
     assert payment(client, auth)["status"] == "paid"
-    assert queued_types(services) == ["payment.paid"]
+    assert queued_types(components) == ["payment.paid"]
 
 
 def test_stripe_failing_on_cancel_is_a_502_and_changes_nothing(
@@ -146,7 +146,7 @@ def test_stripe_failing_on_cancel_is_a_502_and_changes_nothing(
 
 
 def test_a_full_refund_by_default(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     before = paid(client, auth, stripe)
     response = refund(client, auth, reason="requested_by_customer")
@@ -162,11 +162,11 @@ def test_a_full_refund_by_default(
         "expand[0]": "charge",
     }
     assert call.headers["Idempotency-Key"] == "refund:bk_1:0+3750"
-    assert queued_types(services) == ["payment.paid", "payment.refunded"]
+    assert queued_types(components) == ["payment.paid", "payment.refunded"]
 
 
 def test_partial_refunds_add_up(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     paid(client, auth, stripe)
     first = refund(client, auth, amount=1000).get_json()
@@ -178,7 +178,7 @@ def test_partial_refunds_add_up(
     assert (second["status"], second["amount_refunded"]) == ("refunded", 3750)
     keys = [c.headers["Idempotency-Key"] for c in stripe.calls("POST", REFUNDS)]
     assert keys == ["refund:bk_1:0+1000", "refund:bk_1:1000+2750"]
-    assert queued_types(services)[1:] == ["payment.partially_refunded", "payment.refunded"]
+    assert queued_types(components)[1:] == ["payment.partially_refunded", "payment.refunded"]
     assert refund(client, auth).status_code == 409  # nothing left
 
 
@@ -206,7 +206,7 @@ def test_only_paid_payments_can_be_refunded(client: Any, auth: dict[str, str], s
 
 
 def test_the_same_refund_request_sent_twice_at_once_refunds_once(
-    app: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    app: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     client = app.test_client()
     paid(client, auth, stripe)
@@ -226,7 +226,7 @@ def test_the_same_refund_request_sent_twice_at_once_refunds_once(
     assert len(stripe.state.refunds) == 1
     assert {a["amount_refunded"] for a in answers} == {1000}
     assert payment(client, auth)["amount_refunded"] == 1000
-    assert queued_types(services) == ["payment.paid", "payment.partially_refunded"]
+    assert queued_types(components) == ["payment.paid", "payment.partially_refunded"]
 
 
 def test_a_retried_request_with_an_idempotency_key_never_refunds_twice(
@@ -243,7 +243,7 @@ def test_a_retried_request_with_an_idempotency_key_never_refunds_twice(
 
 
 def test_a_dashboard_refund_arrives_as_charge_refunded(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     before = paid(client, auth, stripe)
     stripe.state.create_refund({"payment_intent": before["payment_intent"], "amount": "750"}, notify=False)
@@ -253,16 +253,16 @@ def test_a_dashboard_refund_arrives_as_charge_refunded(
     after = payment(client, auth)
     assert (after["status"], after["amount_refunded"]) == ("partially_refunded", 750)
     assert post_event(client, event).get_json()["outcome"] == "duplicate"
-    assert queued_types(services) == ["payment.paid", "payment.partially_refunded"]
+    assert queued_types(components) == ["payment.paid", "payment.partially_refunded"]
 
 
 def test_our_own_refunds_webhook_changes_nothing_more(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     paid(client, auth, stripe)
     refund(client, auth, amount=1000)
     assert post_event(client, stripe.state.events[-1]).get_json()["outcome"] == "ignored"
-    assert queued_types(services) == ["payment.paid", "payment.partially_refunded"]
+    assert queued_types(components) == ["payment.paid", "payment.partially_refunded"]
 
 
 def test_stripe_refusing_a_refund_is_a_502_and_changes_nothing(

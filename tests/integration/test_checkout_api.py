@@ -12,7 +12,7 @@ import requests
 
 from payments_service.domain.payments import PaymentStatus
 from payments_service.storage import keys as redis_keys
-from payments_service.wiring import Services
+from payments_service.wiring import Components
 from tests.support.stripe_wire import StripeWire, form
 
 CREATE = "/v1/checkout/sessions"
@@ -181,25 +181,25 @@ def test_the_open_session_is_reused_without_calling_stripe(
 
 
 def test_while_another_request_holds_the_booking_its_open_session_is_handed_out_at_once(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     first = create(client, auth)
     lock = redis_keys.booking_lock("bk_42")
-    services.redis.set(lock, "another-request", px=60_000)  # someone is talking to Stripe about it
+    components.redis.set(lock, "another-request", px=60_000)  # someone is talking to Stripe about it
     started = time.monotonic()
     second = create(client, auth)
     assert second.status_code == 200 and second.get_json() == first.get_json()
     assert time.monotonic() - started < 1.0  # did not wait for the lock
-    assert services.redis.get(lock) == b"another-request"  # and left the holder's lock alone
+    assert components.redis.get(lock) == b"another-request"  # and left the holder's lock alone
     assert len(stripe.all_calls()) == 1
 
 
 def test_a_repeated_request_releases_the_lock_it_took(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     assert create(client, auth).status_code == 201
     assert create(client, auth).status_code == 200
-    assert services.redis.exists(redis_keys.booking_lock("bk_42")) == 0
+    assert components.redis.exists(redis_keys.booking_lock("bk_42")) == 0
 
 
 def test_a_changed_amount_expires_the_old_session_first(
@@ -227,13 +227,13 @@ def test_a_changed_currency_opens_a_new_session(
 
 
 def test_a_session_past_its_expiry_is_replaced(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     old = create(client, auth).get_json()
-    stored = services.store.get("bk_42")
+    stored = components.store.get("bk_42")
     assert stored is not None
     stripe.state.expire(old["session_id"])
-    services.store.save(dataclasses.replace(stored, expires_at=int(time.time()) - 1), stored)
+    components.store.save(dataclasses.replace(stored, expires_at=int(time.time()) - 1), stored)
     response = create(client, auth)
     assert response.status_code == 201
     assert response.get_json()["session_id"] != old["session_id"]
@@ -244,12 +244,12 @@ def test_a_session_past_its_expiry_is_replaced(
     [PaymentStatus.EXPIRED, PaymentStatus.FAILED, PaymentStatus.CANCELED],
 )
 def test_a_finished_unpaid_payment_gets_a_new_session(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services, status: PaymentStatus
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components, status: PaymentStatus
 ) -> None:
     create(client, auth)
-    stored = services.store.get("bk_42")
+    stored = components.store.get("bk_42")
     assert stored is not None
-    services.store.save(stored.evolve(int(time.time()), status=status, checkout_url=None), stored)
+    components.store.save(stored.evolve(int(time.time()), status=status, checkout_url=None), stored)
     response = create(client, auth)
     assert response.status_code == 201
     assert response.get_json()["status"] == "pending"
@@ -262,12 +262,12 @@ def test_a_finished_unpaid_payment_gets_a_new_session(
     [PaymentStatus.PAID, PaymentStatus.PROCESSING, PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED],
 )
 def test_a_paid_booking_cannot_be_charged_again(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services, status: PaymentStatus
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components, status: PaymentStatus
 ) -> None:
     create(client, auth)
-    stored = services.store.get("bk_42")
+    stored = components.store.get("bk_42")
     assert stored is not None
-    services.store.save(stored.evolve(int(time.time()), status=status), stored)
+    components.store.save(stored.evolve(int(time.time()), status=status), stored)
     response = create(client, auth, amount=9999)
     assert response.status_code == 409
     assert response.content_type == "application/problem+json"
@@ -304,7 +304,7 @@ def test_twenty_concurrent_requests_open_exactly_one_session(
     [(500, "An unknown error occurred"), (400, "Invalid currency: xyz")],
 )
 def test_stripe_refusing_is_a_502_with_its_message_and_nothing_is_stored(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services, status: int, message: str
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components, status: int, message: str
 ) -> None:
     stripe.fail("POST", CREATE, status, message)
     response = create(client, auth)
@@ -312,8 +312,8 @@ def test_stripe_refusing_is_a_502_with_its_message_and_nothing_is_stored(
     problem = response.get_json()
     assert message in problem["detail"] and "req_failed" in problem["detail"]
     assert problem["stripe_request_id"] == "req_failed"
-    assert services.store.get("bk_42") is None
-    assert services.redis.keys("*") == []
+    assert components.store.get("bk_42") is None
+    assert components.redis.keys("*") == []
     retries = 1 if status >= 500 else 0
     calls = stripe.calls("POST", CREATE)
     assert len(calls) == 1 + retries
@@ -321,13 +321,13 @@ def test_stripe_refusing_is_a_502_with_its_message_and_nothing_is_stored(
 
 
 def test_stripe_unreachable_is_a_502_and_the_booking_is_not_left_locked(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     stripe.mocker.register_uri(
         "POST", "https://stripe.test" + CREATE, exc=requests.exceptions.ConnectionError
     )
     response = create(client, auth)
     assert response.status_code == 502
-    assert services.redis.keys("*") == []
+    assert components.redis.keys("*") == []
     stripe.mocker.register_uri("POST", "https://stripe.test" + CREATE, text=stripe._respond)
     assert create(client, auth).status_code == 201

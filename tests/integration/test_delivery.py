@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from payments_service.runtime import worker
-from payments_service.wiring import Services
+from payments_service.wiring import Components
 from tests.conftest import BOOKING_EVENTS_URL, EVENT_SECRET
-from tests.support.flows import open_payment, post_event, services_of
+from tests.support.flows import components_of, open_payment, post_event
 from tests.support.signing import verify_standard_webhook
 from tests.support.stripe_wire import StripeWire
 
@@ -25,8 +25,8 @@ def fast_app(redis_url: str, app_factory: Any) -> Any:
 
 
 @pytest.fixture
-def fast_retries(fast_app: Any) -> Services:
-    return services_of(fast_app)
+def fast_retries(fast_app: Any) -> Components:
+    return components_of(fast_app)
 
 
 @pytest.fixture
@@ -45,14 +45,14 @@ def deliveries(stripe: StripeWire) -> list[Any]:
     return [r for r in stripe.mocker.request_history if r.url == BOOKING_EVENTS_URL]
 
 
-def run_worker(services: Services) -> None:
+def run_worker(components: Components) -> None:
     """The real RQ worker, in burst mode: deliver what is due now, then return."""
-    worker.run(services, burst=True)
+    worker.run(components, burst=True)
 
 
-def wait_until_due(services: Services, timeout: float = 5.0) -> None:
+def wait_until_due(components: Components, timeout: float = 5.0) -> None:
     """Poll until the next scheduled retry is due (no fixed sleeps)."""
-    registry = services.outbox.delivery._scheduled
+    registry = components.outbox.delivery._scheduled
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if registry.get_jobs_to_schedule(int(time.time())):
@@ -61,20 +61,20 @@ def wait_until_due(services: Services, timeout: float = 5.0) -> None:
     raise TimeoutError("no retry became due")
 
 
-def walk_the_schedule(services: Services) -> None:
+def walk_the_schedule(components: Components) -> None:
     """The first attempt, then each retry of the two-step schedule as it falls due."""
-    run_worker(services)
+    run_worker(components)
     for _ in range(2):
-        wait_until_due(services)
-        run_worker(services)
+        wait_until_due(components)
+        run_worker(components)
 
 
 def test_a_paid_booking_is_announced_signed_per_standard_webhooks(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     stripe.mocker.post(BOOKING_EVENTS_URL, status_code=204)
     pay(client, auth, stripe)
-    run_worker(services)
+    run_worker(components)
     [delivery] = deliveries(stripe)
     assert delivery.timeout == 10.0  # EVENT_DELIVERY_TIMEOUT
     assert not delivery.allow_redirects
@@ -86,7 +86,7 @@ def test_a_paid_booking_is_announced_signed_per_standard_webhooks(
     assert event["type"] == "payment.paid"
     assert datetime.fromisoformat(event["timestamp"]).tzinfo is not None
     assert event["data"] == client.get("/v1/payments/bk_1", headers=auth).get_json()
-    [info] = services.outbox.events()
+    [info] = components.outbox.events()
     assert (info.id, info.state, info.attempts, info.last_error) == (
         headers["webhook-id"],
         "delivered",
@@ -97,7 +97,7 @@ def test_a_paid_booking_is_announced_signed_per_standard_webhooks(
 
 
 def test_the_signature_is_the_spec_computed_by_hand(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     import base64
     import hashlib
@@ -105,7 +105,7 @@ def test_the_signature_is_the_spec_computed_by_hand(
 
     stripe.mocker.post(BOOKING_EVENTS_URL, status_code=200)
     pay(client, auth, stripe)
-    run_worker(services)
+    run_worker(components)
     delivery = deliveries(stripe)[0]
     key = base64.b64decode(EVENT_SECRET.removeprefix("whsec_"))
     signed = (
@@ -128,7 +128,7 @@ def test_a_refused_delivery_is_retried_later_with_the_same_id_and_body(
     fast_client: Any,
     auth: dict[str, str],
     stripe: StripeWire,
-    fast_retries: Services,
+    fast_retries: Components,
     answer: dict[str, Any],
     error: str,
 ) -> None:
@@ -151,7 +151,7 @@ def test_a_refused_delivery_is_retried_later_with_the_same_id_and_body(
 
 
 def test_an_event_past_its_schedule_is_dead_until_replayed(
-    fast_client: Any, auth: dict[str, str], stripe: StripeWire, fast_retries: Services
+    fast_client: Any, auth: dict[str, str], stripe: StripeWire, fast_retries: Components
 ) -> None:
     stripe.mocker.post(BOOKING_EVENTS_URL, status_code=500)
     pay(fast_client, auth, stripe)
@@ -171,7 +171,7 @@ def test_an_event_past_its_schedule_is_dead_until_replayed(
 
 
 def test_replay_all_dead_and_unknown_ids(
-    fast_client: Any, auth: dict[str, str], stripe: StripeWire, fast_retries: Services
+    fast_client: Any, auth: dict[str, str], stripe: StripeWire, fast_retries: Components
 ) -> None:
     stripe.mocker.post(BOOKING_EVENTS_URL, status_code=500)
     for booking_id in ("bk_a", "bk_b"):
@@ -185,24 +185,24 @@ def test_replay_all_dead_and_unknown_ids(
 
 
 def test_delivery_outcomes_are_counted_for_metrics(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     stripe.mocker.post(BOOKING_EVENTS_URL, [{"status_code": 503}, {"status_code": 204}])
     pay(client, auth, stripe)
-    run_worker(services)
-    assert services.store.stats() == {"deliveries:failed": 1}
+    run_worker(components)
+    assert components.store.stats() == {"deliveries:failed": 1}
     stamp = datetime.now(UTC)
-    assert services.outbox.oldest_pending_age(stamp) >= 0
+    assert components.outbox.oldest_pending_age(stamp) >= 0
 
 
-def test_a_dead_schedulers_lock_is_released_and_a_live_ones_is_kept(services: Services) -> None:
+def test_a_dead_schedulers_lock_is_released_and_a_live_ones_is_kept(components: Components) -> None:
     from datetime import timedelta
 
     from rq.scheduler import SCHEDULER_KEY_TEMPLATE, SCHEDULER_LOCKING_KEY_TEMPLATE
     from rq.utils import utcformat
 
     lock = SCHEDULER_LOCKING_KEY_TEMPLATE % "payment-events"
-    redis = services.redis
+    redis = components.redis
 
     def holder(name: str, silent_for: float | None) -> None:
         redis.set(lock, name, ex=61)
@@ -211,11 +211,11 @@ def test_a_dead_schedulers_lock_is_released_and_a_live_ones_is_kept(services: Se
             redis.hset(SCHEDULER_KEY_TEMPLATE % name, "last_heartbeat", utcformat(beat))
 
     holder("alive", silent_for=1)
-    assert services.outbox.delivery.release_dead_scheduler_lock() is False
+    assert components.outbox.delivery.release_dead_scheduler_lock() is False
     assert redis.get(lock) == b"alive"
     holder("killed", silent_for=30)
-    assert services.outbox.delivery.release_dead_scheduler_lock() is True
+    assert components.outbox.delivery.release_dead_scheduler_lock() is True
     assert redis.get(lock) is None
     holder("vanished", silent_for=None)  # its metadata already expired
-    assert services.outbox.delivery.release_dead_scheduler_lock() is True
-    assert services.outbox.delivery.release_dead_scheduler_lock() is False  # nothing left to release
+    assert components.outbox.delivery.release_dead_scheduler_lock() is True
+    assert components.outbox.delivery.release_dead_scheduler_lock() is False  # nothing left to release

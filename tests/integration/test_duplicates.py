@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from payments_service.wiring import Services
+from payments_service.wiring import Components
 from tests.support.flows import open_payment, payment, post_event, queued, queued_types
 from tests.support.stripe_wire import STRIPE_BASE, StripeWire, form
 
@@ -30,7 +30,7 @@ def two_paid_sessions(client: Any, auth: dict[str, str], stripe: StripeWire) -> 
 
 @pytest.mark.parametrize("order", list(itertools.permutations([0, 1, 0, 1])))
 def test_duplicate_completions_in_any_order_refund_the_second_payment_once(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services, order: tuple[int, ...]
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components, order: tuple[int, ...]
 ) -> None:
     events = two_paid_sessions(client, auth, stripe)
     outcomes = [post_event(client, events[i]).get_json()["outcome"] for i in order]
@@ -45,18 +45,18 @@ def test_duplicate_completions_in_any_order_refund_the_second_payment_once(
     [call] = stripe.calls("POST", "/v1/refunds")
     assert form(call)["reason"] == "duplicate"
     assert call.headers["Idempotency-Key"] == f"duplicate-refund:bk_1:{refunded['data']['object']['id']}"
-    assert queued_types(services) == ["payment.paid", "payment.duplicate_refunded"]
+    assert queued_types(components) == ["payment.paid", "payment.duplicate_refunded"]
 
 
 def test_the_duplicate_refund_event_names_the_session_and_the_refund(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     import json
 
     first, second = two_paid_sessions(client, auth, stripe)
     post_event(client, first)
     post_event(client, second)
-    data = json.loads(queued(services)[-1].body)["data"]
+    data = json.loads(queued(components)[-1].body)["data"]
     [refund_id] = stripe.state.refunds
     assert (data["status"], data["duplicate_session_id"], data["refund_id"]) == (
         "paid",
@@ -68,14 +68,14 @@ def test_the_duplicate_refund_event_names_the_session_and_the_refund(
 
 
 def test_a_failing_refund_is_retried_by_stripe_and_still_happens_once(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     first, second = two_paid_sessions(client, auth, stripe)
     post_event(client, first)
     stripe.fail("POST", "/v1/refunds", 500, "Stripe is down")
     assert post_event(client, second).status_code == 502  # Stripe will send the event again
-    assert queued_types(services) == ["payment.paid"]
+    assert queued_types(components) == ["payment.paid"]
     stripe.mocker.register_uri("POST", f"{STRIPE_BASE}/v1/refunds", text=stripe._respond)
     assert post_event(client, second).get_json()["outcome"] == "processed"
     assert len(stripe.state.refunds) == 1
-    assert queued_types(services) == ["payment.paid", "payment.duplicate_refunded"]
+    assert queued_types(components) == ["payment.paid", "payment.duplicate_refunded"]

@@ -13,8 +13,7 @@ import pytest
 
 from payments_service.observability import logs
 from payments_service.runtime import worker
-from payments_service.usecases.reconcile import Reconciler
-from payments_service.wiring import Services
+from payments_service.wiring import Components
 from tests.conftest import BOOKING_EVENTS_URL, WEBHOOK_SECRET
 from tests.support.flows import open_payment, post_event
 from tests.support.redis_server import RedisServer
@@ -128,7 +127,7 @@ def test_webhooks_are_counted_by_type_and_outcome_and_rejections_by_reason(
 
 
 def test_the_event_backlog_deliveries_and_reconciliation_are_reported(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     stripe.state.pay(open_payment(client, auth)["session_id"], notify=False)
     post_event(client, stripe.state.events[-1])
@@ -136,14 +135,14 @@ def test_the_event_backlog_deliveries_and_reconciliation_are_reported(
     assert metric(client, "payments_events_queue_depth") == 1
     assert metric(client, "payments_events_oldest_pending_age_seconds") >= 0
     stripe.mocker.post(BOOKING_EVENTS_URL, [{"status_code": 500}, {"status_code": 204}])
-    worker.run(services, burst=True)
+    worker.run(components, burst=True)
     assert metric(client, "payments_event_deliveries_total", outcome="failed") == 1
     assert metric(client, "payments_event_deliveries_total", outcome="delivered") == 0
     assert metric(client, "payments_events_dead") == 0
     open_payment(client, auth, "bk_open")
     assert metric(client, "payments_open", status="pending") == 1
     stripe.state.expire(stripe.state.sessions[list(stripe.state.sessions)[-1]]["id"])
-    Reconciler(services).run_once()
+    components.reconciler().run_once()
     assert metric(client, "payments_reconcile_changes_total") == 1
 
 
@@ -173,14 +172,14 @@ def json_logs() -> Iterator[Callable[[], list[dict[str, Any]]]]:
 
 
 def test_logs_are_json_lines_carrying_the_ids_of_what_happened(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services, json_logs: Any
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components, json_logs: Any
 ) -> None:
     session_id = open_payment(client, auth, customer_email="someone@example.com")["session_id"]
     stripe.state.pay(session_id, notify=False)
     event = stripe.state.events[-1]
     post_event(client, event)
     stripe.mocker.post(BOOKING_EVENTS_URL, status_code=204)
-    worker.run(services, burst=True)
+    worker.run(components, burst=True)
     lines = json_logs()
     checkout = next(r for r in lines if r.get("path") == "/v1/payments")
     assert checkout["booking_id"] == "bk_1" and checkout["status"] == 201
@@ -193,7 +192,7 @@ def test_logs_are_json_lines_carrying_the_ids_of_what_happened(
 
 
 def test_secrets_emails_and_webhook_bodies_never_reach_a_log(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services, json_logs: Any
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components, json_logs: Any
 ) -> None:
     stripe.fail("POST", "/v1/checkout/sessions", 400, "No such customer: someone@example.com")
     client.post(

@@ -16,76 +16,76 @@ from redis.crc import key_slot
 from payments_service.domain.errors import VersionConflict
 from payments_service.domain.payments import PaymentStatus
 from payments_service.storage import keys as keys
-from payments_service.wiring import Services
+from payments_service.wiring import Components
 from tests.support.flows import BODY, open_payment, post_event, queued_events
 from tests.support.redis_server import RedisServer
 from tests.support.stripe_wire import StripeWire
 
 
 def test_a_claim_whose_payment_changed_meanwhile_cannot_save(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     open_payment(client, auth, "bk_c")
-    with services.store.claim("bk_c", 5, 1) as claim:
+    with components.store.claim("bk_c", 5, 1) as claim:
         stored = claim.payment
         assert stored is not None
         # A webhook changes the payment while the claim talks to Stripe.
-        services.store.save(stored.evolve(int(time.time()), status=PaymentStatus.PROCESSING), stored)
+        components.store.save(stored.evolve(int(time.time()), status=PaymentStatus.PROCESSING), stored)
         with pytest.raises(VersionConflict):
             claim.save(dataclasses.replace(stored, description="changed"))
-        assert services.redis.exists(keys.booking_lock("bk_c")) == 1  # held until the claim ends
-    assert services.redis.exists(keys.booking_lock("bk_c")) == 0
-    current = services.store.get("bk_c")
+        assert components.redis.exists(keys.booking_lock("bk_c")) == 1  # held until the claim ends
+    assert components.redis.exists(keys.booking_lock("bk_c")) == 0
+    current = components.store.get("bk_c")
     assert current is not None and current.status is PaymentStatus.PROCESSING
 
 
 def test_a_write_based_on_a_read_from_before_the_cancel_mark_conflicts(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     # The cancel mark keeps the version, so the write check looks at the mark as well.
     open_payment(client, auth, "bk_m")
-    stale = services.store.get("bk_m")
+    stale = components.store.get("bk_m")
     assert stale is not None
-    with services.store.claim("bk_m", 5, 1) as claim:
+    with components.store.claim("bk_m", 5, 1) as claim:
         assert claim.payment is not None
         marked = claim.request_cancel(claim.payment)
     assert marked.version == stale.version and marked.cancel_requested
     with pytest.raises(VersionConflict):
-        services.store.save(stale.evolve(int(time.time()), status=PaymentStatus.EXPIRED), stale)
-    current = services.store.get("bk_m")
+        components.store.save(stale.evolve(int(time.time()), status=PaymentStatus.EXPIRED), stale)
+    current = components.store.get("bk_m")
     assert current is not None and current.cancel_requested and current.status is PaymentStatus.PENDING
 
 
 def test_a_checkout_saves_the_payment_and_its_index_entry_and_frees_the_lock_in_one_round_trip(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
-    services.redis.script_flush()  # as after a Redis restart: the first call finds no script
-    services.redis.config_resetstat()
+    components.redis.script_flush()  # as after a Redis restart: the first call finds no script
+    components.redis.config_resetstat()
     created = open_payment(client, auth, "bk_s")
     commands = {  # calls that ran (a NOSCRIPT answer counts as a failed call)
         name.removeprefix("cmdstat_"): stat["calls"] - stat["failed_calls"]
-        for name, stat in services.redis.info("commandstats").items()
+        for name, stat in components.redis.info("commandstats").items()
     }
-    stored = services.store.get("bk_s")
+    stored = components.store.get("bk_s")
     assert stored is not None and stored.session_id == created["session_id"]
-    assert services.redis.zscore(keys.status_index("pending"), "bk_s") == stored.updated_at
-    assert services.redis.exists(keys.booking_lock("bk_s")) == 0
+    assert components.redis.zscore(keys.status_index("pending"), "bk_s") == stored.updated_at
+    assert components.redis.exists(keys.booking_lock("bk_s")) == 0
     assert commands["evalsha"] == 1  # the save: one script that ran
     assert "watch" not in commands and "multi" not in commands
 
 
 def test_a_webhook_and_the_relay_write_every_key_in_one_hash_slot(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     # MULTI/EXEC (and Redis Cluster) need every key of a step in one slot, RQ's included.
     session_id = open_payment(client, auth, "bk_c")["session_id"]
     stripe.state.pay(session_id, notify=False)
     assert post_event(client, stripe.state.events[-1]).get_json()["outcome"] == "processed"
-    assert len(queued_events(services)) == 1
-    written = services.redis.keys("*")
+    assert len(queued_events(components)) == 1
+    written = components.redis.keys("*")
     assert keys.OUTBOX.encode() in written
-    assert services.outbox.relay_all("test-relay") == 1
-    written = services.redis.keys("*")
+    assert components.outbox.relay_all("test-relay") == 1
+    written = components.redis.keys("*")
     assert any(k.startswith(f"{keys.KEY_TAG}:rq:".encode()) for k in written)
     assert len({key_slot(k) for k in written}) == 1
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from payments_service.storage import keys as redis_keys
-from payments_service.wiring import Services
+from payments_service.wiring import Components
 from tests.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
 from tests.support.flows import open_payment, post_event, queued, queued_events, queued_types
 from tests.support.redis_server import RedisServer
@@ -20,7 +20,7 @@ from tests.support.stripe_wire import StripeWire
 
 
 def test_a_paid_completion_marks_the_booking_paid_and_queues_one_event(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     session_id = open_payment(client, auth)["session_id"]
     stripe.state.pay(session_id, notify=False)
@@ -31,10 +31,10 @@ def test_a_paid_completion_marks_the_booking_paid_and_queues_one_event(
     payment = client.get("/v1/payments/bk_1", headers=auth).get_json()
     assert (payment["status"], payment["version"], payment["checkout_url"]) == ("paid", 2, None)
     assert payment["payment_intent"] == stripe.state.sessions[session_id]["payment_intent"]
-    [queued_event] = queued(services)
+    [queued_event] = queued(components)
     assert queued_event.type == "payment.paid"
     assert json.loads(queued_event.body)["data"] == payment
-    mark_ttl = services.redis.ttl(redis_keys.stripe_event(event["id"]))
+    mark_ttl = components.redis.ttl(redis_keys.stripe_event(event["id"]))
     assert mark_ttl >= 30 * 86400
 
 
@@ -56,7 +56,7 @@ def test_a_rotated_out_secret_is_still_accepted(
     ],
 )
 def test_unverified_webhooks_are_refused_and_change_nothing(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services, tamper: str, detail: str
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components, tamper: str, detail: str
 ) -> None:
     stripe.state.pay(open_payment(client, auth)["session_id"], notify=False)
     event = stripe.state.events[-1]
@@ -73,20 +73,22 @@ def test_unverified_webhooks_are_refused_and_change_nothing(
     assert response.content_type == "application/problem+json"
     assert detail in response.get_json()["detail"]
     assert client.get("/v1/payments/bk_1", headers=auth).get_json()["status"] == "pending"
-    assert services.redis.keys(redis_keys.stripe_event("*")) == []
-    assert queued_events(services) == []
+    assert components.redis.keys(redis_keys.stripe_event("*")) == []
+    assert queued_events(components) == []
 
 
 @pytest.mark.parametrize(
     "body",
     [b"not json at all", b'{"hello": "world"}', b'{"object": "event", "id": "evt_1"}', b"\xff\xfe"],
 )
-def test_a_signed_body_that_is_not_an_event_is_refused(client: Any, services: Services, body: bytes) -> None:
+def test_a_signed_body_that_is_not_an_event_is_refused(
+    client: Any, components: Components, body: bytes
+) -> None:
     response = client.post(
         "/webhooks/stripe", data=body, headers={"Stripe-Signature": stripe_signature(body, WEBHOOK_SECRET)}
     )
     assert response.status_code == 400
-    assert services.redis.keys("*") == []
+    assert components.redis.keys("*") == []
 
 
 def test_bodies_over_one_mib_are_refused(client: Any) -> None:
@@ -98,7 +100,7 @@ def test_bodies_over_one_mib_are_refused(client: Any) -> None:
 
 
 def test_a_repeated_event_is_acknowledged_and_changes_nothing(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     stripe.state.pay(open_payment(client, auth)["session_id"], notify=False)
     event = stripe.state.events[-1]
@@ -107,11 +109,11 @@ def test_a_repeated_event_is_acknowledged_and_changes_nothing(
     assert again.status_code == 200
     assert again.get_json()["outcome"] == "duplicate"
     assert client.get("/v1/payments/bk_1", headers=auth).get_json()["version"] == 2
-    assert len(queued_events(services)) == 1
+    assert len(queued_events(components)) == 1
 
 
 def test_ten_concurrent_deliveries_of_one_event_change_the_payment_once(
-    app: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    app: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     client = app.test_client()
     stripe.state.pay(open_payment(client, auth)["session_id"], notify=False)
@@ -130,11 +132,11 @@ def test_ten_concurrent_deliveries_of_one_event_change_the_payment_once(
         thread.join()
     assert sorted(outcomes) == ["duplicate"] * 9 + ["processed"]
     assert client.get("/v1/payments/bk_1", headers=auth).get_json()["version"] == 2
-    assert len(queued_events(services)) == 1
+    assert len(queued_events(components)) == 1
 
 
 def test_two_different_stripe_events_for_one_payment_publish_one_paid_event(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     session_id = open_payment(client, auth)["session_id"]
     stripe.state.pay(session_id, delayed=True, notify=False)
@@ -145,11 +147,11 @@ def test_two_different_stripe_events_for_one_payment_publish_one_paid_event(
     assert post_event(client, completed).get_json()["outcome"] == "ignored"
     payment = client.get("/v1/payments/bk_1", headers=auth).get_json()
     assert payment["status"] == "paid"
-    assert queued_types(services) == ["payment.paid"]
+    assert queued_types(components) == ["payment.paid"]
 
 
 def test_a_delayed_method_goes_processing_then_paid_or_failed(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     paid_session = open_payment(client, auth, "bk_ok")["session_id"]
     failed_session = open_payment(client, auth, "bk_fail")["session_id"]
@@ -160,7 +162,7 @@ def test_a_delayed_method_goes_processing_then_paid_or_failed(
         assert post_event(client, stripe.state.events[-1]).status_code == 200
     assert client.get("/v1/payments/bk_ok", headers=auth).get_json()["status"] == "paid"
     assert client.get("/v1/payments/bk_fail", headers=auth).get_json()["status"] == "failed"
-    assert queued_types(services) == [
+    assert queued_types(components) == [
         "payment.processing",
         "payment.paid",
         "payment.processing",
@@ -169,7 +171,7 @@ def test_a_delayed_method_goes_processing_then_paid_or_failed(
 
 
 def test_a_late_expiry_never_undoes_paid(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     session_id = open_payment(client, auth)["session_id"]
     stripe.state.pay(session_id, notify=False)
@@ -179,23 +181,23 @@ def test_a_late_expiry_never_undoes_paid(
     assert post_event(client, completed).status_code == 200
     assert post_event(client, expired).get_json()["outcome"] == "ignored"
     assert client.get("/v1/payments/bk_1", headers=auth).get_json()["status"] == "paid"
-    assert len(queued_events(services)) == 1
+    assert len(queued_events(components)) == 1
 
 
 def test_an_expired_session_expires_the_payment(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     session_id = open_payment(client, auth)["session_id"]
     stripe.state.expire(session_id)
     assert post_event(client, stripe.state.events[-1]).get_json()["outcome"] == "processed"
     payment = client.get("/v1/payments/bk_1", headers=auth).get_json()
     assert (payment["status"], payment["checkout_url"]) == ("expired", None)
-    [queued_event] = queued(services)
+    [queued_event] = queued(components)
     assert json.loads(queued_event.body)["data"]["reason"] == "checkout_session_expired"
 
 
 def test_an_event_for_a_session_we_did_not_open_for_that_booking_changes_nothing(
-    client: Any, auth: dict[str, str], stripe: StripeWire, services: Services
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     open_payment(client, auth)
     # Somebody else opened a session naming our booking (another integration, a forged intent).
@@ -215,11 +217,11 @@ def test_an_event_for_a_session_we_did_not_open_for_that_booking_changes_nothing
     response = post_event(client, stripe.state.events[-1])
     assert response.get_json()["outcome"] == "ignored"
     assert client.get("/v1/payments/bk_1", headers=auth).get_json()["status"] == "pending"
-    assert queued_events(services) == []
+    assert queued_events(components) == []
 
 
 def test_unknown_bookings_and_unhandled_types_are_acknowledged_and_ignored(
-    client: Any, stripe: StripeWire, services: Services
+    client: Any, stripe: StripeWire, components: Components
 ) -> None:
     unhandled = {
         "id": "evt_x",
@@ -244,7 +246,7 @@ def test_unknown_bookings_and_unhandled_types_are_acknowledged_and_ignored(
         },
     }
     assert post_event(client, unknown).get_json()["outcome"] == "ignored"
-    assert services.redis.keys("*") == []
+    assert components.redis.keys("*") == []
 
 
 def test_redis_down_is_a_503_so_that_stripe_delivers_again(

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from payments_service.domain.events import OutgoingEvent
-from payments_service.wiring import Services
+from payments_service.wiring import Components
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.signing import stripe_signature
 
@@ -32,23 +32,23 @@ def post_event(client: Any, event: dict[str, Any], secret: str = WEBHOOK_SECRET,
     )
 
 
-def services_of(app: Any) -> Services:
-    """The services an app was built with (create_app keeps them in its extensions)."""
-    services: Services = app.extensions["payments"]
-    return services
+def components_of(app: Any) -> Components:
+    """The components an app was built with (create_app keeps them in its extensions)."""
+    components: Components = app.extensions["payments"]
+    return components
 
 
-def queued(services: Services) -> list[OutgoingEvent]:
+def queued(components: Components) -> list[OutgoingEvent]:
     """Events written with their change and not yet taken by a worker (the outbox), oldest first."""
-    return services.outbox.waiting()
+    return components.outbox.waiting()
 
 
-def queued_events(services: Services) -> list[str]:
-    return [event.id for event in queued(services)]
+def queued_events(components: Components) -> list[str]:
+    return [event.id for event in queued(components)]
 
 
-def queued_types(services: Services) -> list[str]:
-    return [event.type for event in queued(services)]
+def queued_types(components: Components) -> list[str]:
+    return [event.type for event in queued(components)]
 
 
 def payment(client: Any, auth: dict[str, str], booking_id: str = "bk_1") -> dict[str, Any]:
