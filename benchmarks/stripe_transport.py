@@ -1,8 +1,9 @@
 """CPU per Stripe call under gevent: stripe's RequestsClient against the geventhttpclient transport.
 
-`serve` uses the latter (payments_service.stripe_api.transport). Both create Checkout Sessions on the local
-sandbox, one call at a time, from a gevent-patched process as gunicorn's workers are; the figure
-is this process's CPU per call (the sandbox's is not counted), best of three rounds.
+`serve` uses the latter (payments_service.stripe_api.gevent_transport). Both create Checkout
+Sessions on the local sandbox, one call at a time, from a gevent-patched process as gunicorn's
+workers are; the figure is this process's CPU per call (the sandbox's is not counted), best of
+three rounds.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import time  # noqa: E402
 import stripe  # noqa: E402
 
 from benchmarks.support import sandbox  # noqa: E402
-from payments_service.stripe_api.gateway import POOL_SIZE, StripeGateway, requests_http_client  # noqa: E402
-from payments_service.stripe_api.transport import GeventStripeHTTPClient  # noqa: E402
+from payments_service.stripe_api.gateway import StripeGateway  # noqa: E402
+from payments_service.stripe_api.gevent_transport import GeventStripeHTTPClient  # noqa: E402
+from payments_service.stripe_api.requests_transport import POOL_SIZE, requests_http_client  # noqa: E402
 from tests.support.stripe_wire import checkout_request  # noqa: E402
 
 

@@ -16,12 +16,16 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from .settings import Settings
-    from .wiring import Components
+    from .wiring import Components, Runtime
 
 MAX_API_BODY_BYTES = 64 * 1024
 
 
-def create_app(settings: Settings | None = None, components: Components | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    components: Components | None = None,
+    runtime: Runtime | None = None,
+) -> Flask:
     """The composition root: settings, Redis, Stripe, components and blueprints, built once per process.
 
     Imports happen here, not at module level, so that importing the package does no work and
@@ -37,7 +41,10 @@ def create_app(settings: Settings | None = None, components: Components | None =
     from .wiring import build
 
     settings = settings or Settings.from_env()
-    components = components or build(settings)
+    if components is None:
+        from .wiring import Runtime
+
+        components = build(settings, runtime or Runtime.THREADS)
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_API_BODY_BYTES,

@@ -5,20 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from redis import BlockingConnectionPool, Redis
+from redis import Redis
 
 from .delivery.outbox import Outbox
 from .domain.payments import OPEN
 from .observability import metrics
 from .observability.metrics import StateCollector
 from .settings import Settings
-from .storage.connection import connection_class
-from .storage.pipelining import GeventBatching, Pipelined
+from .storage.client import redis_client
+from .storage.pipelining import Pipelined
 from .storage.store import PaymentStore
 from .stripe_api.gateway import StripeGateway
-from .stripe_api.transport import gevent_patched
 from .usecases.checkout import CheckoutService
 from .usecases.reconcile import Reconciler
 from .usecases.refunds import RefundService
@@ -30,6 +30,7 @@ class Components:
     """Everything a request, a job or a command needs, built once per process."""
 
     settings: Settings
+    runtime: Runtime
     redis: Redis
     store: PaymentStore
     outbox: Outbox
@@ -67,39 +68,37 @@ class Components:
         )
 
 
-# Connections per process. Hundreds of gevent requests share them: one that finds all busy
-# waits for one (the default pool would fail it instead) for at most the socket timeout.
-REDIS_MAX_CONNECTIONS = 64
+class Runtime(StrEnum):
+    """How the process runs requests, which decides a few of the objects the wiring builds."""
+
+    THREADS = "threads"  # the worker, the CLI, the tests, `gunicorn wsgi:app` with sync workers
+    GEVENT = "gevent"  # serve's gunicorn workers: gevent has patched the process
+
+    @classmethod
+    def of_this_process(cls) -> Runtime:
+        """For entry points that cannot be told (`gunicorn wsgi:app -k ...`): ask gevent."""
+        from gevent import monkey
+
+        return cls.GEVENT if monkey.is_module_patched("socket") else cls.THREADS
 
 
-def redis_client(settings: Settings, socket_timeout: float = 5) -> Redis:
-    """Short timeouts: a Redis outage must become a 503 quickly, not a hung request."""
-    options: dict[str, Any] = {}
-    if settings.redis_url.startswith("redis://"):  # rediss:// and unix:// keep their own classes
-        options["connection_class"] = connection_class()
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=REDIS_MAX_CONNECTIONS,
-        timeout=socket_timeout,
-        socket_connect_timeout=2,
-        socket_timeout=socket_timeout,
-        health_check_interval=30,
-        **options,
-    )
-    return Redis(connection_pool=pool)
+def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis | None = None) -> Components:
+    """Wire the object graph for a runtime; no network calls happen here."""
+    trips: type[Pipelined] = Pipelined
+    connection_class = None
+    if runtime is Runtime.GEVENT:
+        # Concurrent requests share Redis round trips, and hand-out checks never yield to the hub.
+        from .storage.gevent_io import GeventBatching, GeventFriendlyConnection
 
-
-def build(settings: Settings, redis: Redis | None = None) -> Components:
-    """Wire the object graph; no network calls happen here."""
-    redis = redis or redis_client(settings)
+        trips, connection_class = GeventBatching, GeventFriendlyConnection
+    redis = redis or redis_client(settings.redis_url, connection_class=connection_class)
     outbox = Outbox(redis, settings.event_retry_schedule, settings.event_delivery_timeout)
-    # In serve's gevent workers, concurrent requests share Redis round trips (see redis_pipelining).
-    batching = GeventBatching if gevent_patched() else Pipelined
-    store = PaymentStore(redis, outbox, batching(redis.connection_pool))
-    stripe = StripeGateway.from_settings(settings)
+    store = PaymentStore(redis, outbox, trips(redis.connection_pool))
+    stripe = StripeGateway.from_settings(settings, gevent=runtime is Runtime.GEVENT)
     facts = StripeFactsService(store, stripe, published=metrics.payment_event_published)
     return Components(
         settings=settings,
+        runtime=runtime,
         redis=redis,
         store=store,
         outbox=outbox,

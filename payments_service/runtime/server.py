@@ -74,8 +74,9 @@ class PaymentsServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         # Runs in each worker after gevent has patched the process.
         from .. import create_app
+        from ..wiring import Runtime
 
-        app = create_app(self._settings)
+        app = create_app(self._settings, runtime=Runtime.GEVENT)
         # Everything loaded so far lives as long as the worker. Left to the collector, each full
         # collection walks all of it while the event loop (every request in flight) waits: 40-66
         # ms under the checkout benchmark, 6-8 ms once these objects are frozen out of it (a

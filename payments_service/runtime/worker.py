@@ -15,8 +15,9 @@ from rq.worker import SimpleWorker
 from ..delivery import sender as delivery
 from ..delivery.outbox import Outbox
 from ..domain.errors import StripeFailure
+from ..storage.client import redis_client
 from ..usecases.reconcile import Reconciler
-from ..wiring import Components, redis_client
+from ..wiring import Components
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def run(components: Components, burst: bool = False) -> None:
             )
         )
     # Its own connection: a blocking dequeue outlasts the 5 s socket timeout requests use.
-    connection = redis_client(settings, socket_timeout=WORKER_TTL_SECONDS + 10)
+    connection = redis_client(settings.redis_url, socket_timeout=WORKER_TTL_SECONDS + 10)
     worker = EventWorker(
         [components.outbox.delivery.queue_on(connection)],
         connection=connection,

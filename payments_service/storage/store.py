@@ -74,14 +74,14 @@ class PaymentStore:
     def __init__(self, redis: Redis, outbox: Outbox, trips: Pipelined | None = None) -> None:
         self._redis = redis
         self.outbox = outbox
-        # The hot paths (checkout, webhook, GET) go through `trips`: batched across requests in serve.
-        self._trips = trips or Pipelined(redis.connection_pool)
+        # The hot paths (checkout, webhook, GET) go through `trips`: shared across requests under gevent.
+        self.trips = trips or Pipelined(redis.connection_pool)
 
     def ping(self) -> bool:
         return bool(self._redis.ping())
 
     def get(self, booking_id: str) -> Payment | None:
-        [raw] = self._trips.run([("GET", keys.payment(booking_id))])
+        [raw] = self.trips.run([("GET", keys.payment(booking_id))])
         return decode(raw) if raw is not None else None
 
     def get_many(self, booking_ids: list[str]) -> list[Payment | None]:
@@ -108,7 +108,7 @@ class PaymentStore:
         lock_key, token = keys.booking_lock(booking_id), uuid.uuid4().hex
         deadline = time.monotonic() + wait
         while True:
-            acquired, raw = self._trips.run(
+            acquired, raw = self.trips.run(
                 [("SET", lock_key, token, "NX", "PX", int(hold * 1000)), ("GET", keys.payment(booking_id))]
             )
             payment = decode(raw) if raw is not None else None
@@ -183,7 +183,7 @@ class PaymentStore:
             reads: list[Command] = [("GET", keys.payment(booking_id))]
             if mark:
                 reads.append(("EXISTS", mark))
-            raw, *marked = self._trips.run(reads)
+            raw, *marked = self.trips.run(reads)
             if marked and marked[0]:
                 return ApplyResult(ApplyOutcome.DUPLICATE_EVENT)
             if raw is None:
@@ -229,10 +229,10 @@ class PaymentStore:
         script_keys = [keys.payment(booking_id), *(key for _, key, _ in ops)]
         command = ("EVALSHA", _COMPARE_AND_WRITE_SHA, len(script_keys), *script_keys, *args)
         try:
-            [outcome] = self._trips.run([command])
+            [outcome] = self.trips.run([command])
         except NoScriptError:  # a Redis that restarted or never ran it
             self._redis.script_load(keys.COMPARE_AND_WRITE)
-            [outcome] = self._trips.run([command])
+            [outcome] = self.trips.run([command])
         return int(outcome)
 
     def booking_for_intent(self, payment_intent: str) -> str | None:

@@ -11,62 +11,17 @@ from urllib.parse import quote
 
 import requests
 import stripe
-from requests.adapters import HTTPAdapter
 
 from ..domain.errors import StripeFailure
 from ..domain.facts import CheckoutRequest, CheckoutSession, Refund, SessionFact, SessionOutcome
 from ..observability import logs, metrics
 from ..settings import Settings
 from .parsing import HANDLED_EVENT_TYPES, InvalidWebhook, StripeEvent, parse_event, session_fact
-from .transport import GeventStripeHTTPClient, gevent_patched
+from .requests_transport import POOL_SIZE, requests_http_client
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_TOLERANCE_SECONDS = 300
-# Connections to Stripe kept per process: one per request a gevent worker may have in flight with it.
-POOL_SIZE = 512
-
-
-class DirectSession(requests.Session):
-    """Prepares each request itself and sends it without following redirects.
-
-    Stripe's API needs none of what Session.request adds before send() (merging session
-    cookies, auth and environment settings), which costs ~0.1 ms of CPU per call.
-    """
-
-    def request(  # type: ignore[override]
-        self,
-        method: str,
-        url: str,
-        data: Any = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: Any = None,
-        verify: Any = True,
-        proxies: Mapping[str, str] | None = None,
-        stream: bool = False,
-        **_: Any,
-    ) -> requests.Response:
-        prepared = requests.PreparedRequest()
-        prepared.prepare(method=method, url=url, headers=headers, data=data)
-        return self.send(
-            prepared,
-            stream=stream,
-            timeout=timeout,
-            verify=verify,
-            proxies=dict(proxies or self.proxies),
-            allow_redirects=False,
-        )
-
-
-def requests_http_client(timeout: float, proxies: Mapping[str, str]) -> stripe.RequestsClient:
-    """stripe's RequestsClient on a DirectSession with a pool for every concurrent request."""
-    session = DirectSession()
-    session.proxies = dict(proxies)
-    session.trust_env = False
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return stripe.RequestsClient(timeout=timeout, session=session)
 
 
 class StripeGateway:
@@ -80,14 +35,16 @@ class StripeGateway:
         self.transport = transport  # the HTTP library under the SDK (stripe.HTTPClient.name)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StripeGateway:
-        """A gateway whose HTTP pool is large enough for every concurrent request of a gevent worker."""
+    def from_settings(cls, settings: Settings, gevent: bool = False) -> StripeGateway:
+        """A gateway for this process: `gevent` (serve's workers) picks the gevent-native transport."""
         # requests re-reads proxy variables and ~/.netrc on every call when trust_env is on
         # (0.75 ms per checkout); honour HTTPS_PROXY/NO_PROXY once, at start.
         proxies = requests.utils.get_environ_proxies(settings.stripe_api_base)
         http_client: stripe.HTTPClient
-        if gevent_patched() and not proxies:
-            # serve: geventhttpclient, a fraction of urllib3's CPU per call (see stripe_http).
+        if gevent and not proxies:
+            # serve: geventhttpclient, a fraction of urllib3's CPU per call (see gevent_transport).
+            from .gevent_transport import GeventStripeHTTPClient
+
             http_client = GeventStripeHTTPClient(settings.stripe_timeout, concurrency=POOL_SIZE)
         else:
             http_client = requests_http_client(settings.stripe_timeout, proxies)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError
 
-from payments_service.storage.connection import GeventFriendlyConnection
+from payments_service.storage.gevent_io import GeventFriendlyConnection
 from tests.support.processes import wait_for
 
 

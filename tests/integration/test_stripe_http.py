@@ -7,8 +7,6 @@ tests run the gevent transport against the sandbox and against servers that misb
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,8 +22,8 @@ from payments_service.devtools.sandbox.stripe_state import StripeState
 from payments_service.domain.errors import StripeFailure
 from payments_service.domain.facts import SessionOutcome
 from payments_service.stripe_api.gateway import StripeGateway
-from payments_service.stripe_api.transport import GeventStripeHTTPClient, gevent_patched
-from tests.conftest import WEBHOOK_SECRET, make_settings
+from payments_service.stripe_api.gevent_transport import GeventStripeHTTPClient
+from tests.conftest import WEBHOOK_SECRET
 from tests.support.stripe_wire import checkout_request
 
 
@@ -179,30 +177,3 @@ def test_a_stalled_answer_times_out_and_the_sdk_retries_it() -> None:
     assert server.requests == 2  # the first attempt and stripe-python's one retry
     assert time.monotonic() - started < 2.5
     server.stop()
-
-
-def test_serve_processes_use_it_and_others_keep_requests(redis_url: str) -> None:
-    assert not gevent_patched()
-    # requests is what requests-mock sees in the rest of the suite
-    assert StripeGateway.from_settings(make_settings(redis_url)).transport == "requests"
-    script = (
-        "from gevent import monkey; monkey.patch_all()\n"
-        "from payments_service.stripe_api.gateway import StripeGateway\n"
-        "from tests.conftest import make_settings\n"
-        f"gw = StripeGateway.from_settings(make_settings({redis_url!r}))\n"
-        "print(gw.transport)\n"
-    )
-    patched = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert patched.stdout.strip() == "geventhttpclient"
-    proxied = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "HTTP_PROXY": "http://proxy.test:3128",
-            "HTTPS_PROXY": "http://proxy.test:3128",
-        },
-    )
-    assert proxied.stdout.strip() == "requests"  # proxies stay with requests, which speaks them

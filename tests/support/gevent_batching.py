@@ -17,7 +17,7 @@ import gevent  # noqa: E402
 from redis import BlockingConnectionPool, Connection  # noqa: E402
 from redis.exceptions import ConnectionError  # noqa: E402
 
-from payments_service.storage.pipelining import GeventBatching  # noqa: E402
+from payments_service.storage.gevent_io import GeventBatching  # noqa: E402
 
 
 class CountingConnection(Connection):

@@ -16,15 +16,9 @@ from typing import Any, NoReturn
 from urllib.parse import SplitResult, urlsplit
 
 import stripe
-from gevent import monkey
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError
 from requests.structures import CaseInsensitiveDict
-
-
-def gevent_patched() -> bool:
-    """True in a process whose sockets gevent has patched (gunicorn's gevent workers)."""
-    return bool(monkey.is_module_patched("socket"))
 
 
 class GeventStripeHTTPClient(stripe.HTTPClient):
