@@ -1,6 +1,6 @@
 """The transactional outbox: a Redis stream written with each state change, relayed into RQ.
 
-A state change and its event are one atomic write (see redis_keys.COMPARE_AND_WRITE), so the
+A state change and its event are one atomic write (storage/compare_and_write.py), so the
 event must be cheap to write there: one XADD. The worker's relay then moves entries into the
 delivery queue (RQ), each batch in a MULTI/EXEC that also acknowledges and deletes them, so an
 event is in the stream or in RQ, never in neither. A relay killed between reading and moving

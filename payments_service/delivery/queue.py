@@ -21,6 +21,7 @@ from rq.utils import as_text, utcparse
 
 from ..domain.events import OutgoingEvent
 from ..storage import keys as redis_keys
+from ..storage.locks import release_lock
 
 QUEUE_NAME = "payment-events"
 DELIVER_FUNCTION = "payments_service.delivery.deliver_event"
@@ -124,7 +125,7 @@ class DeliveryQueue:
             silent = (datetime.now(UTC) - utcparse(as_text(beat)).replace(tzinfo=UTC)).total_seconds()
             if silent < SCHEDULER_SILENT_SECONDS:
                 return False
-        return bool(self._redis.eval(redis_keys.DELETE_IF_OWNER, 1, lock_key, owner_name))
+        return release_lock(self._redis, lock_key, owner_name)
 
     def pause_workers(self) -> None:
         """RQ's suspend switch: every worker stops taking jobs until resume_workers()."""

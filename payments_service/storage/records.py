@@ -7,22 +7,19 @@ import json
 from typing import Any
 
 from ..domain.payments import OPEN, Payment, PaymentStatus
-from . import keys as keys
-
-# One write the store's script makes after its checks: (operation, key, arguments); see
-# redis_keys.COMPARE_AND_WRITE.
-WriteOp = tuple[str, str, tuple[str, ...]]
+from . import compare_and_write as cw
+from . import keys
 
 
-def index_ops(payment: Payment, previous: Payment | None) -> list[WriteOp]:
+def index_ops(payment: Payment, previous: Payment | None) -> list[cw.Op]:
     """What else changes with a payment: status index entries and the payment intent's booking."""
-    ops: list[WriteOp] = []
+    ops: list[cw.Op] = []
     if previous is not None and previous.status in OPEN and previous.status is not payment.status:
-        ops.append(("zrem", keys.status_index(previous.status), (payment.booking_id,)))
+        ops.append(cw.zrem(keys.status_index(previous.status), payment.booking_id))
     if payment.status in OPEN:
-        ops.append(("zadd", keys.status_index(payment.status), (payment.booking_id, str(payment.updated_at))))
+        ops.append(cw.zadd(keys.status_index(payment.status), payment.booking_id, payment.updated_at))
     if payment.payment_intent and (previous is None or previous.payment_intent != payment.payment_intent):
-        ops.append(("set", keys.intent(payment.payment_intent), (payment.booking_id,)))
+        ops.append(cw.set_value(keys.intent(payment.payment_intent), payment.booking_id))
     return ops
 
 

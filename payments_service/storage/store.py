@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,24 +10,22 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import ConnectionError, LockError, NoScriptError, TimeoutError
+from redis.exceptions import ConnectionError, LockError, TimeoutError
 
 from ..delivery.outbox import Outbox
 from ..domain.errors import BookingBusy, VersionConflict
 from ..domain.events import OutgoingEvent
 from ..domain.outcomes import ApplyOutcome, ApplyResult
 from ..domain.payments import Change, Decision, DuplicatePayment, Payment, PaymentStatus
-from . import keys as keys
+from . import compare_and_write as cw
+from . import keys
+from .locks import release_lock
 from .pipelining import Command, Pipelined
-from .records import WriteOp, decode, encode, index_ops
+from .records import decode, encode, index_ops
 
 # Stripe retries a webhook for up to three days; its Events API keeps 30. Remember ids longer.
 STRIPE_EVENT_MARK_SECONDS = 35 * 86400
 MAX_TRANSACTION_ATTEMPTS = 50
-# COMPARE_AND_WRITE's answers.
-WRITTEN, CHANGED, MARKED = 1, 0, -1
-# Redis names a loaded script by its SHA-1.
-_COMPARE_AND_WRITE_SHA = hashlib.sha1(keys.COMPARE_AND_WRITE.encode(), usedforsecurity=False).hexdigest()
 LOCK_POLL_SECONDS = 0.02
 
 
@@ -125,7 +122,7 @@ class PaymentStore:
             yield held
         finally:
             if not held.released:
-                self._redis.eval(keys.DELETE_IF_OWNER, 1, lock_key, token)
+                release_lock(self._redis, lock_key, token)
 
     def reconcile_lock(self, hold: float, wait: float) -> AbstractContextManager[Callable[[], None]]:
         """One reconciliation pass at a time, across every worker and `reconcile` command."""
@@ -156,13 +153,13 @@ class PaymentStore:
         """
         ops = index_ops(payment, previous)
         if release is not None:
-            ops.append(("release", release[0], (release[1],)))
+            ops.append(cw.release(*release))
         try:
             written = self._compare_and_write(payment.booking_id, previous, encode(payment), ops)
         except (ConnectionError, TimeoutError):
             # The script may have run and only its answer been lost: the caller rereads to see.
             raise VersionConflict(payment.booking_id) from None
-        if written != WRITTEN:
+        if written != cw.WRITTEN:
             raise VersionConflict(payment.booking_id)
 
     def apply(
@@ -194,46 +191,31 @@ class PaymentStore:
                 return ApplyResult(ApplyOutcome.DUPLICATE_PAYMENT, payment, duplicate=decision)
             if decision is None and not mark:
                 return ApplyResult(ApplyOutcome.UNCHANGED, payment)
-            ops: list[WriteOp] = []
+            ops: list[cw.Op] = []
             if mark:
-                ops.append(("mark", mark, ("1", str(STRIPE_EVENT_MARK_SECONDS))))
+                ops.append(cw.mark(mark, STRIPE_EVENT_MARK_SECONDS))
             event = None
             if decision is not None:
                 event = build_event(decision)
                 ops += index_ops(decision.payment, payment)
-                ops.append(("xadd", self.outbox.key, self.outbox.entry(event)))
+                ops.append(cw.xadd(self.outbox.key, self.outbox.entry(event)))
             new = encode(decision.payment) if decision is not None else ""
             try:
                 outcome = self._compare_and_write(booking_id, payment, new, ops)
             except (ConnectionError, TimeoutError):
                 continue  # written or not, the next read tells (and fails if Redis is gone)
-            if outcome == MARKED:
+            if outcome == cw.MARKED:
                 return ApplyResult(ApplyOutcome.DUPLICATE_EVENT)
-            if outcome == WRITTEN:
+            if outcome == cw.WRITTEN:
                 if decision is None:
                     return ApplyResult(ApplyOutcome.UNCHANGED, payment)
                 return ApplyResult(ApplyOutcome.APPLIED, decision.payment, decision, event)
         raise VersionConflict(booking_id)
 
     def _compare_and_write(
-        self, booking_id: str, previous: Payment | None, new: str, ops: list[WriteOp]
+        self, booking_id: str, previous: Payment | None, new: str, ops: list[cw.Op]
     ) -> int:
-        """One COMPARE_AND_WRITE call: WRITTEN, CHANGED (payment not as read) or MARKED."""
-        args: list[Any] = [
-            str(previous.version) if previous else "",
-            "true" if previous and previous.cancel_requested else "false",
-            new,
-        ]
-        for op, _, op_args in ops:
-            args += [op, len(op_args), *op_args]
-        script_keys = [keys.payment(booking_id), *(key for _, key, _ in ops)]
-        command = ("EVALSHA", _COMPARE_AND_WRITE_SHA, len(script_keys), *script_keys, *args)
-        try:
-            [outcome] = self.trips.run([command])
-        except NoScriptError:  # a Redis that restarted or never ran it
-            self._redis.script_load(keys.COMPARE_AND_WRITE)
-            [outcome] = self.trips.run([command])
-        return int(outcome)
+        return cw.run(self.trips, self._redis, keys.payment(booking_id), previous, new, ops)
 
     def booking_for_intent(self, payment_intent: str) -> str | None:
         raw = self._redis.get(keys.intent(payment_intent))

@@ -10,7 +10,7 @@ from typing import Any
 
 from payments_service.delivery.outbox import RELAY_GROUP
 from payments_service.runtime.worker import Relay
-from payments_service.storage import keys as keys
+from payments_service.storage import keys
 from payments_service.wiring import Components
 from tests.support.flows import open_payment, post_event, queued
 from tests.support.processes import wait_for

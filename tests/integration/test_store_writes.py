@@ -15,7 +15,7 @@ from redis.crc import key_slot
 
 from payments_service.domain.errors import VersionConflict
 from payments_service.domain.payments import PaymentStatus
-from payments_service.storage import keys as keys
+from payments_service.storage import keys
 from payments_service.wiring import Components
 from tests.support.flows import BODY, open_payment, post_event, queued_events
 from tests.support.redis_server import RedisServer
