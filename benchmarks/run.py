@@ -233,10 +233,10 @@ def webhook_phase(api: str, seconds: int, settings: Settings, processes: dict[st
     components = build(settings)
     # Intake alone: the worker is suspended (RQ's own switch: the relay and deliveries) so that
     # they do not compete for the same two cores; its delivery rate is measured right after.
-    components.outbox.delivery.pause_workers()
+    components.deliveries.pause_workers()
     webhook = intake(api, seconds, settings, processes, "wh")
     queued = components.outbox.counts()["pending"]
-    components.outbox.delivery.resume_workers()
+    components.deliveries.resume_workers()
     # Draining tens of thousands of events takes minutes at one worker's pace: sample it.
     started = time.monotonic()
     while components.outbox.counts()["pending"] > 0 and time.monotonic() - started < DELIVERY_SAMPLE_SECONDS:

@@ -11,6 +11,7 @@ from typing import Any
 from redis import Redis
 
 from .delivery.outbox import Outbox
+from .delivery.queue import DeliveryQueue
 from .domain.payments import OPEN
 from .observability import metrics
 from .observability.metrics import StateCollector
@@ -34,6 +35,7 @@ class Components:
     redis: Redis
     store: PaymentStore
     outbox: Outbox
+    deliveries: DeliveryQueue
     stripe: StripeGateway
     facts: StripeFactsService
     checkout: CheckoutService
@@ -92,7 +94,8 @@ def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis |
 
         trips, connection_class = GeventBatching, GeventFriendlyConnection
     redis = redis or redis_client(settings.redis_url, connection_class=connection_class)
-    outbox = Outbox(redis, settings.event_retry_schedule, settings.event_delivery_timeout)
+    deliveries = DeliveryQueue(redis, settings.event_retry_schedule, settings.event_delivery_timeout)
+    outbox = Outbox(redis, deliveries)
     store = PaymentStore(redis, outbox, trips(redis.connection_pool))
     stripe = StripeGateway.from_settings(settings, gevent=runtime is Runtime.GEVENT)
     facts = StripeFactsService(store, stripe, published=metrics.payment_event_published)
@@ -102,6 +105,7 @@ def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis |
         redis=redis,
         store=store,
         outbox=outbox,
+        deliveries=deliveries,
         stripe=stripe,
         facts=facts,
         checkout=CheckoutService(store, stripe, facts, settings),

@@ -1,8 +1,8 @@
 """Outgoing events: the outbox stream, its relay into RQ, the queue, signing and sending.
 
-Jobs already queued in Redis name `payments_service.delivery.deliver_event`, so it stays here.
+Jobs already queued in Redis name `payments_service.delivery.deliver_event`, so that name stays here.
 """
 
-from .sender import deliver_event
+from .job import deliver_event
 
 __all__ = ["deliver_event"]

@@ -38,10 +38,10 @@ _FIELDS = ("id", "type", "booking_id", "body")
 class Outbox:
     """Every outgoing event: in the stream until a relay moves it, then in the delivery queue."""
 
-    def __init__(self, redis: Redis, retry_schedule: tuple[int, ...], delivery_timeout: float) -> None:
+    def __init__(self, redis: Redis, deliveries: DeliveryQueue) -> None:
         self.redis = redis
         self.key = redis_keys.OUTBOX
-        self.delivery = DeliveryQueue(redis, retry_schedule, delivery_timeout)
+        self._deliveries = deliveries
 
     def entry(self, event: OutgoingEvent) -> tuple[str, ...]:
         """The stream entry's fields and values, for the writer's atomic step (XADD key * ...)."""
@@ -104,17 +104,17 @@ class Outbox:
 
     def counts(self) -> dict[str, int]:
         """Events not yet delivered (in the stream, queued, waiting to retry, in flight) and dead ones."""
-        counts = self.delivery.counts()
+        counts = self._deliveries.counts()
         counts["pending"] += int(self.redis.xlen(self.key))
         return counts
 
     def ready(self) -> int:
         """Events a worker can take now: in the stream or queued (not waiting to retry)."""
-        return int(self.redis.xlen(self.key)) + self.delivery.queue.count
+        return int(self.redis.xlen(self.key)) + self._deliveries.ready()
 
     def oldest_pending_age(self, now: datetime) -> float:
         """Seconds since the oldest undelivered event was created (0 when none)."""
-        ages = [self.delivery.oldest_pending_age(now)]
+        ages = [self._deliveries.oldest_pending_age(now)]
         first = self.redis.xrange(self.key, count=1)
         if first:
             ages.append((now - _entry_time(first[0][0])).total_seconds())
@@ -133,15 +133,11 @@ class Outbox:
                 waiting.append(
                     EventInfo(event.id, event.type, event.booking_id, "queued", 0, None, created, None)
                 )
-        return waiting + self.delivery.events(dead_only, limit)
-
-    def replay(self, event_ids: Iterable[str] | None) -> list[str]:
-        """Queue dead events again with a fresh retry schedule; None means every dead event."""
-        return self.delivery.replay(event_ids)
+        return waiting + self._deliveries.events(dead_only, limit)
 
     def unknown(self, event_ids: Iterable[str]) -> list[str]:
         """Which of these ids are not events we hold (in the stream or the delivery queue)."""
-        missing = self.delivery.unknown(event_ids)
+        missing = self._deliveries.unknown(event_ids)
         if missing:
             in_stream = {event.id for _, event in self._scan()}
             missing = [i for i in missing if i not in in_stream]
@@ -154,7 +150,7 @@ class Outbox:
             return 0
         with self.redis.pipeline() as pipe:
             for _, event in self._entries(entries):
-                self.delivery.enqueue(pipe, event)
+                self._deliveries.enqueue(pipe, event)
             pipe.xack(self.key, RELAY_GROUP, *ids)
             pipe.xdel(self.key, *ids)
             pipe.execute()

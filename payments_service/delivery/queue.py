@@ -22,9 +22,9 @@ from rq.utils import as_text, utcparse
 from ..domain.events import OutgoingEvent
 from ..storage import keys as redis_keys
 from ..storage.locks import release_lock
+from .job import DELIVER_FUNCTION
 
 QUEUE_NAME = "payment-events"
-DELIVER_FUNCTION = "payments_service.delivery.deliver_event"
 # Delivered events stay listed this long; dead ones stay until replayed.
 DELIVERED_RETENTION_SECONDS = 86400
 KEEP_FOREVER = -1
@@ -105,6 +105,10 @@ class DeliveryQueue:
             pipe.zcard(self._failed.key)
             queued, scheduled, started, dead = pipe.execute()
         return {"pending": int(queued) + int(scheduled) + int(started), "dead": int(dead)}
+
+    def ready(self) -> int:
+        """Events queued for a worker now (not those waiting to retry)."""
+        return int(self.queue.count)
 
     def queue_on(self, connection: Redis) -> Queue:
         """This queue over another connection (the worker's, whose reads may block)."""

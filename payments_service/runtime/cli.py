@@ -111,7 +111,7 @@ def replay_events(event_ids: tuple[str, ...], all_dead: bool) -> None:
     if unknown:
         click.echo(f"unknown event(s): {', '.join(unknown)}", err=True)
         sys.exit(1)
-    replayed = components.outbox.replay(list(event_ids) if event_ids else None)
+    replayed = components.deliveries.replay(list(event_ids) if event_ids else None)
     for event_id in replayed:
         click.echo(f"replayed: {event_id}")
     skipped = [e for e in event_ids if e not in replayed]
@@ -132,7 +132,7 @@ def health(worker_check: bool) -> None:
     try:
         components.store.ping()
         counts = components.outbox.counts()
-        workers = components.outbox.delivery.live_workers(socket.gethostname())
+        workers = components.deliveries.live_workers(socket.gethostname())
     except RedisError as exc:
         click.echo(f"unhealthy: redis unavailable ({type(exc).__name__})", err=True)
         sys.exit(1)

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.conftest import EVENT_SECRET
-from tests.support.processes import wait_for
+from tests.support.processes import prove_nothing_happens_for, wait_for
 from tests.support.redis_server import RedisServer
 from tests.support.signing import verify_standard_webhook
 from tests.support.stack import Stack, open_and_pay, running_stack, status
@@ -34,7 +34,7 @@ def test_a_503_then_204_is_delivered_once_with_the_same_id(tmp_path: Path, redis
             "bk_retry",
             "paid",
         )
-        time.sleep(1.5)  # the schedule's next slot passes: nothing more may arrive
+        prove_nothing_happens_for(1.5)  # the schedule's next slot passes: nothing more may arrive
         assert len(stack.receiver.received) == 2
 
 

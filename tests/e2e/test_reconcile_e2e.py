@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.processes import wait_for
+from tests.support.processes import prove_nothing_happens_for, wait_for
 from tests.support.stack import open_and_pay, running_stack, status
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +30,7 @@ def test_a_payment_completed_without_a_webhook_is_paid_after_reconcile(
         assert (body["type"], body["data"]["booking_id"]) == ("payment.paid", "bk_silent")
         again = stack.cli("reconcile")
         assert "reconciled: 0 changed" in again.stdout
-        time.sleep(0.5)  # a second payment.paid would have been delivered by now
+        prove_nothing_happens_for(0.5)  # a second payment.paid would have been delivered by now
         assert len(stack.receiver.received) == 1
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from payments_service.runtime import worker
 from payments_service.wiring import Components
 from tests.conftest import BOOKING_EVENTS_URL, EVENT_SECRET
 from tests.support.flows import components_of, open_payment, post_event
+from tests.support.processes import wait_for
 from tests.support.signing import verify_standard_webhook
 from tests.support.stripe_wire import StripeWire
 
@@ -51,14 +53,14 @@ def run_worker(components: Components) -> None:
 
 
 def wait_until_due(components: Components, timeout: float = 5.0) -> None:
-    """Poll until the next scheduled retry is due (no fixed sleeps)."""
-    registry = components.outbox.delivery._scheduled
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if registry.get_jobs_to_schedule(int(time.time())):
-            return
-        time.sleep(0.05)
-    raise TimeoutError("no retry became due")
+    """Poll, as an operator's `events list` would, until the next scheduled retry is due."""
+
+    def due() -> bool:
+        now = datetime.now(UTC)
+        retrying = [e for e in components.outbox.events() if e.state == "retrying"]
+        return any(e.next_attempt_at is not None and e.next_attempt_at <= now for e in retrying)
+
+    wait_for(due, timeout, "a retry to fall due")
 
 
 def walk_the_schedule(components: Components) -> None:
@@ -161,7 +163,7 @@ def test_an_event_past_its_schedule_is_dead_until_replayed(
     assert (dead.state, dead.attempts, dead.last_error) == ("dead", 3, "booking service answered HTTP 500")
     assert fast_client.get("/health").get_json()["events"] == {"pending": 0, "dead": 1}
     stripe.mocker.post(BOOKING_EVENTS_URL, status_code=202)
-    assert fast_retries.outbox.replay([dead.id]) == [dead.id]
+    assert fast_retries.deliveries.replay([dead.id]) == [dead.id]
     assert fast_retries.outbox.events(dead_only=True) == []
     run_worker(fast_retries)
     assert len(deliveries(stripe)) == 4
@@ -180,7 +182,7 @@ def test_replay_all_dead_and_unknown_ids(
     dead = {e.id for e in fast_retries.outbox.events(dead_only=True)}
     assert len(dead) == 2
     assert fast_retries.outbox.unknown(["msg_nope", *dead]) == ["msg_nope"]
-    assert set(fast_retries.outbox.replay(None)) == dead
+    assert set(fast_retries.deliveries.replay(None)) == dead
     assert fast_retries.outbox.counts() == {"pending": 2, "dead": 0}
 
 
@@ -211,11 +213,24 @@ def test_a_dead_schedulers_lock_is_released_and_a_live_ones_is_kept(components: 
             redis.hset(SCHEDULER_KEY_TEMPLATE % name, "last_heartbeat", utcformat(beat))
 
     holder("alive", silent_for=1)
-    assert components.outbox.delivery.release_dead_scheduler_lock() is False
+    assert components.deliveries.release_dead_scheduler_lock() is False
     assert redis.get(lock) == b"alive"
     holder("killed", silent_for=30)
-    assert components.outbox.delivery.release_dead_scheduler_lock() is True
+    assert components.deliveries.release_dead_scheduler_lock() is True
     assert redis.get(lock) is None
     holder("vanished", silent_for=None)  # its metadata already expired
-    assert components.outbox.delivery.release_dead_scheduler_lock() is True
-    assert components.outbox.delivery.release_dead_scheduler_lock() is False  # nothing left to release
+    assert components.deliveries.release_dead_scheduler_lock() is True
+    assert components.deliveries.release_dead_scheduler_lock() is False  # nothing left to release
+
+
+def test_the_worker_runs_only_delivery_jobs_and_fails_any_other_without_running_it(
+    components: Components, tmp_path: Path
+) -> None:
+    witness = tmp_path / "ran"
+    queue = components.deliveries.queue
+    foreign = queue.enqueue_call("tests.support.side_effects.touch", args=(str(witness),))
+    run_worker(components)
+    assert not witness.exists()
+    failed = queue.fetch_job(foreign.id)
+    assert failed is not None and failed.get_status() == "failed"
+    assert "UnknownJob" in (failed.latest_result().exc_string or "")

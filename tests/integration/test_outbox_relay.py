@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from payments_service.delivery.outbox import RELAY_GROUP
-from payments_service.runtime.worker import Relay
+from payments_service.delivery.relay import Relay
 from payments_service.storage import keys
 from payments_service.wiring import Components
 from tests.support.flows import open_payment, post_event, queued
-from tests.support.processes import wait_for
+from tests.support.processes import prove_nothing_happens_for, wait_for
 from tests.support.stripe_wire import StripeWire
 
 
@@ -23,7 +22,7 @@ def pay(client: Any, auth: dict[str, str], stripe: StripeWire, booking_id: str) 
 
 
 def delivery_jobs(components: Components) -> list[Any]:
-    queue = components.outbox.delivery.queue
+    queue = components.deliveries.queue
     return [queue.fetch_job(job_id) for job_id in queue.get_job_ids()]
 
 
@@ -80,14 +79,16 @@ def test_the_relay_holds_still_while_workers_are_paused_and_moves_when_resumed(
     client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     pay(client, auth, stripe, "bk_1")
-    components.outbox.delivery.pause_workers()
+    components.deliveries.pause_workers()
     stop = threading.Event()
-    relay = threading.Thread(target=Relay(components.outbox, "relay-thread").run, args=(stop,))
+    relay = threading.Thread(
+        target=Relay(components.outbox, components.deliveries, "relay-thread").run, args=(stop,)
+    )
     relay.start()
     try:
-        time.sleep(0.3)  # the relay has looked at least once
+        prove_nothing_happens_for(0.3)  # the paused relay has looked at least once
         assert len(queued(components)) == 1
-        components.outbox.delivery.resume_workers()
+        components.deliveries.resume_workers()
         wait_for(lambda: not queued(components), 10, "the relay to move the event")
         assert queued(components) == []
         assert len(delivery_jobs(components)) == 1
@@ -112,17 +113,20 @@ def test_the_relay_leaves_events_in_the_outbox_while_the_delivery_queue_is_full(
     client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
 ) -> None:
     stop = threading.Event()
-    relay = threading.Thread(target=Relay(components.outbox, "relay-thread", queue_limit=1).run, args=(stop,))
+    relay = threading.Thread(
+        target=Relay(components.outbox, components.deliveries, "relay-thread", queue_limit=1).run,
+        args=(stop,),
+    )
     relay.start()
 
     try:
         pay(client, auth, stripe, "bk_1")
-        wait_for(lambda: components.outbox.delivery.queue.count == 1, 10, "the first event in RQ")
-        assert components.outbox.delivery.queue.count == 1
+        wait_for(lambda: components.deliveries.ready() == 1, 10, "the first event in RQ")
+        assert components.deliveries.ready() == 1
         pay(client, auth, stripe, "bk_2")
-        time.sleep(0.5)  # the relay has looked several times
+        prove_nothing_happens_for(0.5)  # the relay looks every 0.2 s while the queue is full
         assert [e.booking_id for e in queued(components)] == ["bk_2"]  # held back: the queue is full
-        components.outbox.delivery.queue.empty()  # the workers caught up
+        components.deliveries.queue.empty()  # the workers caught up
         wait_for(lambda: not queued(components), 10, "the relay to move the second event")
         assert queued(components) == []
         assert [job.meta["booking_id"] for job in delivery_jobs(components)] == ["bk_2"]

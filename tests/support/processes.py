@@ -75,3 +75,14 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "cond
             return
         time.sleep(0.05)
     raise TimeoutError(f"{what} not met within {timeout}s")
+
+
+# A test that proves something does NOT happen must wait; these waits stay short and say so.
+LONGEST_PROOF_OF_NOTHING_SECONDS = 2.0
+
+
+def prove_nothing_happens_for(seconds: float) -> None:
+    """Give a thing that must not happen the time it would need; the caller then asserts it did not."""
+    if not 0 < seconds <= LONGEST_PROOF_OF_NOTHING_SECONDS:
+        raise ValueError(f"a proof of nothing waits at most {LONGEST_PROOF_OF_NOTHING_SECONDS}s")
+    time.sleep(seconds)
