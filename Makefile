@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev run worker test lint typecheck unit e2e fuzz bench clean
+.PHONY: dev run worker test check lint typecheck unit integration e2e pytest fuzz bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ worker: $(STAMP)
 	$(BIN)/payments-service worker
 
 ## make test: lint, strict typing, the OpenAPI fuzz, then the whole test suite (unit, integration, end-to-end); pytest runs last so its summary ends the output
-test: lint typecheck fuzz unit
+test: lint typecheck fuzz pytest
+
+## make check: the fast loop while coding (about a minute): lint, strict typing, unit and integration tests
+check: lint typecheck
+	$(BIN)/pytest -q tests/unit tests/integration
 
 lint: $(STAMP)
 	$(BIN)/ruff check payments_service tests benchmarks
@@ -33,8 +37,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+pytest: $(STAMP)
 	$(BIN)/pytest -q
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest -q tests/integration
 
 e2e: $(STAMP)
 	$(BIN)/pytest -q -m e2e

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import EVENT_SECRET
 from tests.support.processes import prove_nothing_happens_for, wait_for
 from tests.support.redis_server import RedisServer
+from tests.support.settings import EVENT_SECRET
 from tests.support.signing import verify_standard_webhook
 from tests.support.stack import Stack, open_and_pay, running_stack, status
 

@@ -14,9 +14,9 @@ import pytest
 import requests
 
 from payments_service.runtime.server import GRACEFUL_TIMEOUT, KEEPALIVE, WORKER_CLASS
-from tests.conftest import API_TOKEN
 from tests.support.processes import BIN, ServiceProcess
 from tests.support.redis_server import free_port
+from tests.support.settings import API_TOKEN
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e

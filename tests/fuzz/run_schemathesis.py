@@ -13,9 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.conftest import API_TOKEN
 from tests.support.processes import BIN
 from tests.support.redis_server import RedisServer
+from tests.support.settings import API_TOKEN
 from tests.support.stack import running_stack
 
 CHECKS = ",".join(

@@ -13,9 +13,9 @@ import requests
 
 from payments_service.runtime import worker
 from payments_service.wiring import Components
-from tests.conftest import BOOKING_EVENTS_URL, EVENT_SECRET
 from tests.support.flows import components_of, open_payment, post_event
 from tests.support.processes import wait_for
+from tests.support.settings import BOOKING_EVENTS_URL, EVENT_SECRET
 from tests.support.signing import verify_standard_webhook
 from tests.support.stripe_wire import StripeWire
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import API_TOKEN, OTHER_TOKEN
 from tests.support.redis_server import RedisServer
+from tests.support.settings import API_TOKEN, OTHER_TOKEN
 from tests.support.stripe_wire import StripeWire
 
 BODY = {"booking_id": "bk_1", "amount": 1000, "description": "Two seats"}

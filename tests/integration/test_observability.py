@@ -14,9 +14,9 @@ import pytest
 from payments_service.observability import logs
 from payments_service.runtime import worker
 from payments_service.wiring import Components
-from tests.conftest import BOOKING_EVENTS_URL, WEBHOOK_SECRET
 from tests.support.flows import open_payment, post_event
 from tests.support.redis_server import RedisServer
+from tests.support.settings import BOOKING_EVENTS_URL, WEBHOOK_SECRET
 from tests.support.signing import stripe_signature
 from tests.support.stripe_wire import StripeWire
 

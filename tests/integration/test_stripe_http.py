@@ -23,7 +23,7 @@ from payments_service.domain.errors import StripeFailure
 from payments_service.domain.facts import SessionOutcome
 from payments_service.stripe_api.gateway import StripeGateway
 from payments_service.stripe_api.gevent_transport import GeventStripeHTTPClient
-from tests.conftest import WEBHOOK_SECRET
+from tests.support.settings import WEBHOOK_SECRET
 from tests.support.stripe_wire import checkout_request
 
 

@@ -12,9 +12,9 @@ import redis
 
 from payments_service.storage import keys as redis_keys
 from payments_service.wiring import Components
-from tests.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
 from tests.support.flows import open_payment, post_event, queued, queued_events, queued_types
 from tests.support.redis_server import RedisServer
+from tests.support.settings import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
 from tests.support.signing import stripe_signature
 from tests.support.stripe_wire import StripeWire
 

@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 from payments_service.wiring import Runtime, build
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 DESCRIBE = """
 import json, sys
 {patch}
 from payments_service.wiring import Runtime, build
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 runtime = Runtime(sys.argv[1]) if len(sys.argv) > 1 else Runtime.of_this_process()
 built = build(make_settings({url!r}), runtime)
 print(json.dumps({{

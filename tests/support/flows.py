@@ -7,7 +7,7 @@ from typing import Any
 
 from payments_service.domain.events import OutgoingEvent
 from payments_service.wiring import Components
-from tests.conftest import WEBHOOK_SECRET
+from tests.support.settings import WEBHOOK_SECRET
 from tests.support.signing import stripe_signature
 
 BODY = {"booking_id": "bk_1", "amount": 3750, "currency": "usd", "description": "Dune"}

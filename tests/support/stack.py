@@ -13,10 +13,10 @@ from typing import Any
 
 import requests
 
-from tests.conftest import API_TOKEN, EVENT_SECRET, WEBHOOK_SECRET
 from tests.support.processes import PAYMENTS_SERVICE, ServiceProcess
 from tests.support.receiver import Receiver
 from tests.support.redis_server import free_port
+from tests.support.settings import API_TOKEN, EVENT_SECRET, WEBHOOK_SECRET
 from tests.support.signing import stripe_signature
 
 
