@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..domain.errors import NotFound, RefundNotYetApplicable
 from ..domain.events import build_event
 from ..domain.facts import RefundFact, SessionFact
 from ..domain.outcomes import ApplyOutcome, ApplyResult
 from ..domain.payments import OPEN, SETTLED, Payment, apply_refund, apply_session, record_duplicate_refund
-from ..storage.store import PaymentStore
-from ..stripe_api.gateway import StripeGateway
-from ..stripe_api.parsing import StripeEvent
+
+if TYPE_CHECKING:
+    from ..storage.store import PaymentStore
+    from ..stripe_api.gateway import StripeGateway
+    from ..stripe_api.parsing import StripeEvent
 
 log = logging.getLogger(__name__)
 
