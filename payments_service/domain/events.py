@@ -27,7 +27,7 @@ class OutgoingEvent:
 
 
 def payment_resource(payment: Payment) -> dict[str, object]:
-    """The payment resource for an event, built directly: a schema dump costs 7% of a webhook.
+    """The payment resource for an event, built directly: a schema dump is costly on the webhook path.
 
     PaymentSchema documents the resource and serves API responses; a test holds both equal.
     """

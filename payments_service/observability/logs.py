@@ -21,8 +21,8 @@ _SCRUB = re.compile(
     r"|whsec_[A-Za-z0-9+/=]+"
     r"|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 )
-# Every match contains one of these. Looking for them first costs a tenth of the regex (1 us
-# against 11 us per request line).
+# Every match contains one of these, and looking for them is far cheaper than the regex, which
+# then runs only on the few lines that may need it.
 _SCRUB_HINTS = ("sk_", "rk_", "whsec_", "@")
 
 

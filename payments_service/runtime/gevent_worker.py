@@ -1,8 +1,8 @@
 """The gunicorn worker `serve` runs: gevent's pywsgi server, held to gunicorn's keep-alive rules.
 
 gunicorn's own gevent worker parses HTTP in Python and writes each response's headers and body
-in two sends; gevent's pywsgi writes them in one and costs 10-20% less CPU per webhook
-(measured by `make bench`). Out of the box, though, pywsgi waits for a keep-alive client's next
+in two sends; gevent's pywsgi writes them in one and costs less CPU per webhook (README,
+"Performance"). Out of the box, though, pywsgi waits for a keep-alive client's next
 request forever, so idle clients could hold every connection slot, and it keeps connections
 open through a shutdown. With this worker a connection that sends no request, or no complete
 headers, within gunicorn's `keepalive` seconds is closed, and requests that arrive once a

@@ -38,7 +38,7 @@ class StripeGateway:
     def from_settings(cls, settings: Settings, gevent: bool = False) -> StripeGateway:
         """A gateway for this process: `gevent` (serve's workers) picks the gevent-native transport."""
         # requests re-reads proxy variables and ~/.netrc on every call when trust_env is on
-        # (0.75 ms per checkout); honour HTTPS_PROXY/NO_PROXY once, at start.
+        # (CPU on every checkout); honour HTTPS_PROXY/NO_PROXY once, at start.
         proxies = requests.utils.get_environ_proxies(settings.stripe_api_base)
         http_client: stripe.HTTPClient
         if gevent and not proxies:
@@ -217,7 +217,7 @@ class StripeGateway:
     ) -> dict[str, Any]:
         """One API call through the StripeClient (auth, retries, idempotency, errors), as plain JSON.
 
-        raw_request skips building StripeObjects we would only turn back into dicts (0.3 ms a call).
+        raw_request skips building StripeObjects we would only turn back into dicts.
         """
         if idempotency_key:
             params = {**params, "idempotency_key": idempotency_key}

@@ -1,11 +1,12 @@
 """How the Stripe SDK reaches Stripe from inside `serve`: geventhttpclient's keep-alive pools.
 
-Under gevent, requests and urllib3 spend 1.2-1.5 ms of CPU on each Stripe call, a large share of
-a checkout's cost; geventhttpclient (a C parser and a greenlet-safe pool) spends about half of
-that (python -m benchmarks.stripe_transport). It plugs into stripe-python's own extension point
-(`stripe.HTTPClient`), keeps the SDK's retries, idempotency keys and error handling, and is used
-only where gevent has patched the process and no proxy is configured. The worker, the CLI and the
-tests keep stripe's RequestsClient (gevent's objects must not be shared between OS threads).
+Under gevent, requests and urllib3 spend a large share of a checkout's CPU on each Stripe call;
+geventhttpclient (a C parser and a greenlet-safe pool) spends much less (`python -m
+benchmarks.stripe_transport` measures both; the README keeps the figures). It plugs into
+stripe-python's own extension point (`stripe.HTTPClient`), keeps the SDK's retries, idempotency
+keys and error handling, and is used only in the gevent runtime with no proxy configured. The
+worker, the CLI and the tests keep stripe's RequestsClient (gevent's objects must not be
+shared between OS threads).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ class DirectSession(requests.Session):
     """Prepares each request itself and sends it without following redirects.
 
     Stripe's API needs none of what Session.request adds before send() (merging session
-    cookies, auth and environment settings), which costs ~0.1 ms of CPU per call.
+    cookies, auth and environment settings), work that would be repeated on every call.
     """
 
     def request(  # type: ignore[override]

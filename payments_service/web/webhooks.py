@@ -1,7 +1,7 @@
 """POST /webhooks/stripe: raw body, signature, hand-off, answer. No business rules.
 
 It is a plain WSGI endpoint in front of Flask: Stripe's whole event stream arrives here, and
-skipping Flask's request dispatch takes about a quarter off each webhook's cost. It answers with
+skipping Flask's request dispatch takes a good share off each webhook's cost. It answers with
 the same problem+json, request ids, logs and metrics as every other route.
 """
 
