@@ -96,7 +96,7 @@ def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis |
     redis = redis or redis_client(settings.redis_url, connection_class=connection_class)
     deliveries = DeliveryQueue(redis, settings.event_retry_schedule, settings.event_delivery_timeout)
     outbox = Outbox(redis, deliveries)
-    store = PaymentStore(redis, outbox, trips(redis.connection_pool))
+    store = PaymentStore(redis, trips(redis.connection_pool))
     stripe = StripeGateway.from_settings(settings, gevent=runtime is Runtime.GEVENT)
     facts = StripeFactsService(store, stripe, published=metrics.payment_event_published)
     return Components(

@@ -21,6 +21,7 @@ from rq.utils import as_text
 
 from ..domain.events import OutgoingEvent
 from ..storage import keys as redis_keys
+from ..storage.records import read_outbox_entry
 from .queue import DeliveryQueue, EventInfo
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ RELAY_BATCH = 100
 RELAY_RECLAIM_SECONDS = 30
 # Consumers (one per worker process ever started) with nothing pending are forgotten after this.
 IDLE_CONSUMER_SECONDS = 3600
-_FIELDS = ("id", "type", "booking_id", "body")
 
 
 class Outbox:
@@ -42,10 +42,6 @@ class Outbox:
         self.redis = redis
         self.key = redis_keys.OUTBOX
         self._deliveries = deliveries
-
-    def entry(self, event: OutgoingEvent) -> tuple[str, ...]:
-        """The stream entry's fields and values, for the writer's atomic step (XADD key * ...)."""
-        return tuple(part for name in _FIELDS for part in (name, getattr(event, name)))
 
     def relay(self, consumer: str, block_ms: int | None = None) -> int:
         """Move the next batch of new entries into the delivery queue; how many moved.
@@ -160,10 +156,9 @@ class Outbox:
         for entry_id, fields in entries:
             if fields is None:
                 continue  # deleted while pending (XAUTOCLAIM reports those separately)
-            try:
-                event = OutgoingEvent(*(as_text(fields[name.encode()]) for name in _FIELDS))
-            except KeyError:
-                # Only this module writes the stream; an entry without our fields cannot be sent.
+            event = read_outbox_entry(fields)
+            if event is None:
+                # Only the store writes the stream; an entry without our fields cannot be sent.
                 log.error("outbox entry without an event; skipped", extra={"entry_id": as_text(entry_id)})
                 continue
             yield entry_id, event

@@ -1,11 +1,13 @@
-"""How a payment is kept in Redis: its JSON, and the index entries that change with it."""
+"""How things are kept in Redis: a payment's JSON, the index entries that change with it, outbox entries."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from ..domain.events import OutgoingEvent
 from ..domain.payments import OPEN, Payment, PaymentStatus
 from . import compare_and_write as cw
 from . import keys
@@ -40,3 +42,19 @@ def decode(raw: bytes | str) -> Payment:
     data["status"] = PaymentStatus(data["status"])
     data["sessions"] = tuple(data.get("sessions", ()))
     return Payment(**data)
+
+
+_EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(OutgoingEvent))
+
+
+def outbox_entry(event: OutgoingEvent) -> tuple[str, ...]:
+    """An outgoing event as an outbox stream entry's fields and values (XADD key * ...)."""
+    return tuple(part for name in _EVENT_FIELDS for part in (name, getattr(event, name)))
+
+
+def read_outbox_entry(fields: Mapping[bytes, bytes]) -> OutgoingEvent | None:
+    """An outbox entry read back; None if it lacks an event's fields."""
+    try:
+        return OutgoingEvent(*(fields[name.encode()].decode() for name in _EVENT_FIELDS))
+    except KeyError:
+        return None

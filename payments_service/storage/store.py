@@ -12,7 +12,6 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import ConnectionError, LockError, TimeoutError
 
-from ..delivery.outbox import Outbox
 from ..domain.errors import BookingBusy, VersionConflict
 from ..domain.events import OutgoingEvent
 from ..domain.outcomes import ApplyOutcome, ApplyResult
@@ -21,7 +20,7 @@ from . import compare_and_write as cw
 from . import keys
 from .locks import release_lock
 from .pipelining import Command, Pipelined
-from .records import decode, encode, index_ops
+from .records import decode, encode, index_ops, outbox_entry
 
 # Stripe retries a webhook for up to three days; its Events API keeps 30. Remember ids longer.
 STRIPE_EVENT_MARK_SECONDS = 35 * 86400
@@ -68,9 +67,8 @@ class Claim:
 class PaymentStore:
     """The only place that reads and writes payment state."""
 
-    def __init__(self, redis: Redis, outbox: Outbox, trips: Pipelined | None = None) -> None:
+    def __init__(self, redis: Redis, trips: Pipelined | None = None) -> None:
         self._redis = redis
-        self.outbox = outbox
         # The hot paths (checkout, webhook, GET) go through `trips`: shared across requests under gevent.
         self.trips = trips or Pipelined(redis.connection_pool)
 
@@ -198,7 +196,7 @@ class PaymentStore:
             if decision is not None:
                 event = build_event(decision)
                 ops += index_ops(decision.payment, payment)
-                ops.append(cw.xadd(self.outbox.key, self.outbox.entry(event)))
+                ops.append(cw.xadd(keys.OUTBOX, outbox_entry(event)))
             new = encode(decision.payment) if decision is not None else ""
             try:
                 outcome = self._compare_and_write(booking_id, payment, new, ops)
