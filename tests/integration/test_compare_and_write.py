@@ -7,10 +7,11 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from payments_service.domain.payments import Payment, PaymentStatus
+from payments_service.domain.payments import Payment
 from payments_service.storage import compare_and_write as cw
 from payments_service.storage.pipelining import Pipelined
 from payments_service.storage.records import encode
+from tests.support.payments import pending_payment
 
 KEY = "{payments}:payment:bk_cw"
 OTHER = "{payments}:other"
@@ -23,20 +24,7 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 def payment(version: int = 1, cancel_requested: bool = False) -> Payment:
-    return Payment(
-        booking_id="bk_cw",
-        status=PaymentStatus.PENDING,
-        amount=3750,
-        currency="usd",
-        description="2 seats",
-        session_id="cs_1",
-        checkout_url="https://checkout.test/cs_1",
-        expires_at=2_000_000_000,
-        created_at=1_900_000_000,
-        updated_at=1_900_000_000,
-        version=version,
-        cancel_requested=cancel_requested,
-    )
+    return pending_payment(booking_id="bk_cw", version=version, cancel_requested=cancel_requested)
 
 
 def write(client: redis.Redis, previous: Payment | None, new: Payment | None, *ops: cw.Op) -> int:

@@ -17,23 +17,9 @@ from payments_service.domain.payments import (
     cancel,
     record_duplicate_refund,
 )
+from tests.support.payments import NOW, pending_payment
 
-NOW = 1_900_000_000
-PENDING = Payment(
-    booking_id="bk_1",
-    status=PaymentStatus.PENDING,
-    amount=3750,
-    currency="usd",
-    description="Dune",
-    session_id="cs_2",
-    checkout_url="https://checkout/cs_2",
-    expires_at=NOW + 1800,
-    created_at=NOW - 60,
-    updated_at=NOW - 60,
-    version=2,
-    attempt=2,
-    sessions=("cs_1", "cs_2"),
-)
+PENDING = pending_payment()
 
 
 def fact(
