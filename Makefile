@@ -10,6 +10,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 .PHONY: dev run worker test lint typecheck unit e2e fuzz bench clean
 
 # One line per step; pip's own output goes to $(VENV)/pip.log, and its end is shown if a step fails.
+# --no-compile: Python compiles the modules it imports when it first imports them, not all of them now.
 define install
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "make: $(PYTHON) is older than Python 3.11; run make PYTHON=python3.11 (or newer)"; exit 1; }
@@ -17,7 +18,7 @@ define install
 		$(PYTHON) -m venv $(VENV) && $(PIP) install --upgrade pip >$(VENV)/pip.log 2>&1 || \
 		{ tail -n 20 $(VENV)/pip.log; echo "make: failed; pip's whole output is in $(VENV)/pip.log"; exit 1; }; }
 	@echo "make: installing $(2) into $(VENV) (pip's output: $(VENV)/pip.log)"
-	@start=$$(date +%s); $(PIP) install -e '$(1)' >>$(VENV)/pip.log 2>&1 || \
+	@start=$$(date +%s); $(PIP) install --no-compile -e '$(1)' >>$(VENV)/pip.log 2>&1 || \
 		{ tail -n 20 $(VENV)/pip.log; echo "make: failed; pip's whole output is in $(VENV)/pip.log"; exit 1; }; \
 		echo "make: installed in $$(( $$(date +%s) - start ))s"
 endef
