@@ -183,6 +183,16 @@ def _answers(url: str) -> bool:
         return False
 
 
+def answers(url: str, timeout: float = 30) -> bool:
+    """Poll until the URL answers with anything but a 5xx, or the time is up (the benchmarks use it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _answers(url):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _redis_answers(port: int) -> bool:
     try:
         with redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=1) as client:
