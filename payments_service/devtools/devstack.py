@@ -245,10 +245,11 @@ def run(environ: Mapping[str, str], out: Callable[[str], None] = print) -> int:
     except AlreadyRunning as exc:
         out(str(exc))
         return 1
+    env_file = root / "env"
+    env_file.unlink(missing_ok=True)  # left by a stack that was killed: not this one's settings
     children = Children(root / "logs", out)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop)
-    env_file = root / "env"
     try:
         plan = make_plan(environ)
         check_ports(plan)
@@ -265,7 +266,7 @@ def run(environ: Mapping[str, str], out: Callable[[str], None] = print) -> int:
     except SetupError as exc:
         out(str(exc))
         return 2
-    except StartFailure as exc:
+    except (StartFailure, OSError) as exc:
         out(f"make dev could not start: {exc}")
         return 1
     except _Stop:
