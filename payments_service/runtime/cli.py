@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
 
@@ -13,20 +15,57 @@ from ..settings import ConfigError, Settings
 if TYPE_CHECKING:
     from ..wiring import Components
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 # Long enough for a running reconciliation pass to finish before ours starts.
 RECONCILE_LOCK_WAIT_SECONDS = 600.0
 
 
 def load_settings() -> Settings:
-    """Settings from the environment, or exit 2 naming every bad variable."""
+    """Settings from the environment, .env and a dev stack running here; or exit 2 naming every problem."""
+    import os
+
     from dotenv import load_dotenv
 
+    from ..devtools.instance import running_env
+
     load_dotenv(Path.cwd() / ".env", override=False)
+    # `make dev` fills in what the environment leaves unset (its Redis, the sandbox, dev tokens);
+    # while it runs, the commands in its folder use the same values, the environment still first.
+    dev_env = running_env(Path.cwd()) or {}
+    if dev_env:
+        click.echo("payments-service: using the settings of the dev stack running here (.dev/env)", err=True)
     try:
-        return Settings.from_env()
+        settings = Settings.from_env({**dev_env, **os.environ})
     except ConfigError as exc:
         click.echo(f"payments-service: {exc}", err=True)
         sys.exit(2)
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.meta["redis_address"] = settings.redis_url.split("@")[-1]
+    return settings
+
+
+def exits_cleanly_without_redis(command: Callable[P, R]) -> Callable[P, R]:
+    """One line naming Redis's address instead of a traceback when Redis cannot be reached."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from redis.exceptions import RedisError
+
+        try:
+            return command(*args, **kwargs)
+        except RedisError as exc:
+            address = click.get_current_context().meta.get("redis_address", "REDIS_URL")
+            click.echo(
+                f"payments-service: Redis at {address} is unavailable ({type(exc).__name__}: {exc}). "
+                "Is it running? (make dev starts one.)",
+                err=True,
+            )
+            sys.exit(1)
+
+    return wrapper
 
 
 def _components(settings: Settings) -> Components:
@@ -63,6 +102,7 @@ def worker(burst: bool) -> None:
 
 
 @main.command()
+@exits_cleanly_without_redis
 def reconcile() -> None:
     """One reconciliation pass: print what changed, then exit 0."""
 
@@ -87,6 +127,7 @@ def events() -> None:
 @events.command("list")
 @click.option("--dead", is_flag=True, help="Only events past their retry schedule.")
 @click.option("--limit", default=200, show_default=True, help="At most this many per delivery state.")
+@exits_cleanly_without_redis
 def list_events(dead: bool, limit: int) -> None:
     """Outgoing events with their delivery state."""
     components = _components(load_settings())
@@ -102,6 +143,7 @@ def list_events(dead: bool, limit: int) -> None:
 @events.command("replay")
 @click.argument("event_ids", nargs=-1)
 @click.option("--all-dead", is_flag=True, help="Replay every dead event.")
+@exits_cleanly_without_redis
 def replay_events(event_ids: tuple[str, ...], all_dead: bool) -> None:
     """Queue dead events again, with a fresh retry schedule."""
     if bool(event_ids) == all_dead:
@@ -134,7 +176,8 @@ def health(worker_check: bool) -> None:
         counts = components.outbox.counts()
         workers = components.deliveries.live_workers(socket.gethostname())
     except RedisError as exc:
-        click.echo(f"unhealthy: redis unavailable ({type(exc).__name__})", err=True)
+        address = components.settings.redis_url.split("@")[-1]
+        click.echo(f"unhealthy: Redis at {address} is unavailable ({type(exc).__name__}: {exc})", err=True)
         sys.exit(1)
     click.echo(f"redis ok; events pending {counts['pending']}, dead {counts['dead']}; workers here {workers}")
     if worker_check and workers == 0:
@@ -163,6 +206,11 @@ def check_config() -> None:
 @click.option(
     "--latency-ms", default=0, show_default=True, help="Delay every API answer, as a distant Stripe."
 )
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the state in this JSON file across restarts (default: in memory only).",
+)
 def sandbox(
     host: str,
     port: int,
@@ -170,39 +218,15 @@ def sandbox(
     webhook_url: str | None,
     webhook_secret: str,
     latency_ms: int,
+    state_file: Path | None,
 ) -> None:
-    """DEVELOPMENT ONLY: a local stand-in for Stripe (test keys only, state in memory)."""
+    """DEVELOPMENT ONLY: a local stand-in for Stripe (test keys only)."""
     from gevent import monkey
 
     monkey.patch_all()
-    import logging
-    import socket
-    from typing import Any
+    from ..devtools.sandbox import server
 
-    from gevent.pywsgi import WSGIServer
-
-    from ..devtools.sandbox.app import create_sandbox_app
-    from ..devtools.sandbox.stripe_state import StripeState
-    from ..devtools.sandbox.webhooks import WebhookSender
-
-    logging.basicConfig(level=logging.INFO, format="sandbox %(levelname)s %(message)s")
-    base = (public_url or f"http://{host}:{port}").rstrip("/")
-    state = StripeState(base)
-    if webhook_url:
-        state.listeners.append(WebhookSender(webhook_url, webhook_secret))
-    click.echo(
-        f"Stripe SANDBOX (development only, never real money) on {base}; "
-        f"webhooks to {webhook_url or 'nowhere'}"
-    )
-
-    class NoDelayServer(WSGIServer):  # type: ignore[misc]
-        # pywsgi writes headers and body separately; without TCP_NODELAY, Nagle holds the body
-        # back until the client's delayed ACK, 40 ms on every keep-alive request.
-        def handle(self, sock: Any, address: Any) -> None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            super().handle(sock, address)
-
-    NoDelayServer((host, port), create_sandbox_app(state, latency_ms), log=None).serve_forever()
+    server.serve(host, port, public_url, webhook_url, webhook_secret, latency_ms, state_file, out=click.echo)
 
 
 @main.command("demo-receiver")
@@ -211,19 +235,24 @@ def sandbox(
 @click.option(
     "--signing-secret", envvar="EVENT_SIGNING_SECRET", required=True, help="[env: EVENT_SIGNING_SECRET]"
 )
-def demo_receiver(host: str, port: int, signing_secret: str) -> None:
+@click.option("--payments-api", help="The payments API to ask about a returning customer's payment.")
+@click.option("--api-token", envvar="DEMO_RECEIVER_API_TOKEN", help="[env: DEMO_RECEIVER_API_TOKEN]")
+@click.option(
+    "--stripe-sandbox", help="The sandbox's URL: show its bank buttons beside a processing payment."
+)
+def demo_receiver(
+    host: str,
+    port: int,
+    signing_secret: str,
+    payments_api: str | None,
+    api_token: str | None,
+    stripe_sandbox: str | None,
+) -> None:
     """DEVELOPMENT ONLY: a booking service that verifies each event's signature and prints it."""
-    import logging
+    from ..devtools.sandbox import receiver
 
-    from werkzeug.serving import make_server
-
-    from ..devtools.sandbox.receiver import create_receiver_app
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-
-    app = create_receiver_app(signing_secret, out=lambda line: click.echo(line))
-    click.echo(f"demo booking service on http://{host}:{port}/events: verified events appear below")
-    make_server(host, port, app, threaded=True).serve_forever()
+    config = receiver.ReceiverConfig(signing_secret, payments_api, api_token, stripe_sandbox)
+    receiver.serve(host, port, config, out=click.echo)
 
 
 @main.command()

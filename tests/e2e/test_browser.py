@@ -2,127 +2,72 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
-from tests.support.processes import PAYMENTS_SERVICE, wait_for
+from tests.support.browser import CHROMIUM_ARGS, require_chromium
+from tests.support.devstack import DevRun, bare_env, free_ports
+from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path("test-artifacts/browser")
-# The flags the machine needs: no sandbox as root, and no background calls to a closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+PHONE = {"width": 375, "height": 812}
 
 
-@dataclass
-class DevRun:
-    """A running `payments-service dev`, its terminal output collected line by line."""
-
-    process: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-    api: str = ""
-    token: str = ""
-
-    def read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def printed(self, pattern: str) -> bool:
-        return any(re.search(pattern, line) for line in self.lines)
-
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return requests.request(method, self.api + path, headers=headers, timeout=30, **kwargs)
-
-    def open_payment(self, booking_id: str) -> dict[str, Any]:
-        body = {
-            "booking_id": booking_id,
-            "amount": 3750,
-            "currency": "usd",
-            "description": "Dune: Part Two, 2 seats",
-        }
-        response = self.call("POST", "/v1/payments", json=body)
-        assert response.status_code == 201, response.text
-        payment: dict[str, Any] = response.json()
-        return payment
+@pytest.fixture(scope="module", autouse=True)
+def chromium() -> Path:
+    """Checked before make dev starts: without a browser there is nothing to start it for."""
+    return require_chromium()
 
 
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)")
-    workdir = tmp_path_factory.mktemp("fresh-checkout")
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}  # nothing configured
-    process = subprocess.Popen(
-        [PAYMENTS_SERVICE, "dev"],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    run = DevRun(process)
-    threading.Thread(target=run.read, daemon=True).start()
+    run = DevRun(tmp_path_factory.mktemp("fresh-checkout"), bare_env(**free_ports()))
     try:
-        wait_for(lambda: run.printed(r"^Try it:"), 60, "make dev to report it is running")
-        match = next(
-            re.search(r"API\s+(\S+)\s+\(bearer token: (\S+)\)", line) for line in run.lines if "API " in line
-        )
-        assert match is not None
-        run.api, run.token = match.group(1), match.group(2)
-        yield run
+        yield run.wait_ready()
     finally:
-        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C, as a developer stops it
-        process.wait(30)
-        if process.stdout is not None:
-            process.stdout.close()
+        run.stop()
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser(chromium: Path) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+        )
         yield launched
         launched.close()
+
+
+def screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def heading(page: Any) -> str:
+    return str(page.get_by_role("heading", level=1).inner_text())
 
 
 def test_a_customer_pays_and_the_booking_service_hears_of_it(dev: DevRun, browser: Any) -> None:
     payment = dev.open_payment("bk_browser_pay")
     page = browser.new_page()
     page.goto(payment["checkout_url"])
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "checkout-page.png"), full_page=True)
-    assert page.get_by_role("heading", level=1).inner_text() == "Dune: Part Two, 2 seats"
+    screenshot(page, "checkout-page")
+    assert heading(page) == "Dune: Part Two, 2 seats"
     page.get_by_role("button", name="Pay $37.50").click()
     page.wait_for_url(re.compile(r"/bookings/bk_browser_pay/paid\?session=" + payment["session_id"]))
-    assert "Payment received" in page.get_by_role("heading", level=1).inner_text()
+    assert heading(page) == "Payment received"
     wait_for(
         lambda: dev.printed(r"payment\.paid\s+booking=bk_browser_pay status=paid v2$"), 20, "payment.paid"
     )
-    assert dev.call("GET", "/v1/payments/bk_browser_pay").json()["status"] == "paid"
+    assert dev.status("bk_browser_pay") == "paid"
     page.close()
 
 
@@ -132,7 +77,7 @@ def test_a_customer_cancels_and_the_booking_is_released(dev: DevRun, browser: An
     page.goto(payment["checkout_url"])
     page.get_by_role("link", name="Cancel and return to the merchant").click()
     page.wait_for_url(re.compile(r"/bookings/bk_browser_cancel$"))
-    assert "without paying" in page.content()
+    assert "without paying" in page.get_by_role("status").inner_text()
     # Back on its page, the booking service gives the seats back.
     assert dev.call("POST", "/v1/payments/bk_browser_cancel/cancel").json()["status"] == "canceled"
     wait_for(lambda: dev.printed(r"payment\.canceled\s+booking=bk_browser_cancel"), 20, "payment.canceled")
@@ -141,19 +86,68 @@ def test_a_customer_cancels_and_the_booking_is_released(dev: DevRun, browser: An
     page.close()
 
 
-def test_a_delayed_payment_that_fails_ends_failed(dev: DevRun, browser: Any) -> None:
-    payment = dev.open_payment("bk_browser_delayed")
+@pytest.mark.parametrize(
+    ("button", "landing", "status"),
+    [("The payment succeeds", "Payment received", "paid"), ("The payment fails", "Payment failed", "failed")],
+)
+def test_a_delayed_payment_is_processing_where_the_browser_lands_then_settles_from_there(
+    dev: DevRun, browser: Any, button: str, landing: str, status: str
+) -> None:
+    booking = f"bk_browser_delayed_{status}"
+    payment = dev.open_payment(booking)
     page = browser.new_page()
     page.goto(payment["checkout_url"])
     page.get_by_role("button", name="Pay with a delayed method (bank debit)").click()
-    page.wait_for_url(re.compile(r"/bookings/bk_browser_delayed/paid"))
-    wait_for(
-        lambda: dev.printed(r"payment\.processing\s+booking=bk_browser_delayed"), 20, "payment.processing"
-    )
+    page.wait_for_url(re.compile(rf"/bookings/{booking}/paid"))
+    assert heading(page) == "Payment processing"
+    assert "Payment received" not in page.content()
+    screenshot(page, f"delayed-payment-processing-{status}")
+    wait_for(lambda: dev.printed(rf"payment\.processing\s+booking={booking}"), 20, "payment.processing")
+
+    page.get_by_role("button", name=button).click()  # on the page the browser landed on
+
+    page.wait_for_url(re.compile(rf"/bookings/{booking}/paid"))
+    assert heading(page) == landing
+    wait_for(lambda: dev.printed(rf"payment\.{status}\s+booking={booking}"), 20, f"payment.{status}")
+    assert dev.status(booking) == status
+    page.close()
+
+
+def test_no_page_scrolls_sideways_on_a_375px_phone(dev: DevRun, browser: Any) -> None:
+    payment = dev.open_payment("bk_browser_phone")
+    page = browser.new_page(viewport=PHONE)
+
+    def fits(name: str) -> None:
+        screenshot(page, name)
+        width = page.evaluate("document.scrollingElement.scrollWidth")
+        assert width <= PHONE["width"], f"{name} is {width}px wide"
+
     page.goto(payment["checkout_url"])
-    page.screenshot(path=str(ARTIFACTS / "delayed-payment-processing.png"), full_page=True)
-    page.get_by_role("button", name="The payment fails").click()
-    assert "failed" in page.get_by_role("status").inner_text()
-    wait_for(lambda: dev.printed(r"payment\.failed\s+booking=bk_browser_delayed"), 20, "payment.failed")
-    assert dev.call("GET", "/v1/payments/bk_browser_delayed").json()["status"] == "failed"
+    fits("checkout-375px")
+    page.get_by_role("button", name="Pay with a delayed method (bank debit)").click()
+    page.wait_for_url(re.compile(r"/bookings/bk_browser_phone/paid"))
+    fits("receiver-processing-375px")
+    page.goto(dev.receiver_url + "/")
+    wait_for(lambda: "bk_browser_phone" in (page.reload() and page.content()), 20, "the event listed")
+    fits("receiver-events-375px")
+    page.close()
+
+
+def test_the_demo_booking_service_labels_itself_and_lists_the_events_it_received(
+    dev: DevRun, browser: Any
+) -> None:
+    payment = dev.open_payment("bk_browser_events")
+    page = browser.new_page()
+    page.goto(payment["checkout_url"])
+    page.get_by_role("button", name="Pay $37.50").click()
+    page.wait_for_url(re.compile(r"/bookings/bk_browser_events/paid"))
+    assert "Demo booking service" in page.get_by_role("note").inner_text()
+    page.get_by_role("link", name="Events received").click()
+    assert heading(page) == "Events received"
+    wait_for(
+        lambda: "bk_browser_events" in (page.reload() and page.locator("ol.events").inner_text()),
+        20,
+        "the event on the receiver's page",
+    )
+    assert re.search(r"payment\.paid for booking bk_browser_events", page.locator("ol.events").inner_text())
     page.close()

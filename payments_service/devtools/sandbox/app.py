@@ -92,6 +92,7 @@ def _pages(state: StripeState) -> Flask:
             booking=session.get("client_reference_id"),
             cancel_url=session["cancel_url"],
             success_url=_success_url(session),
+            settle_url=url_for("settle", session_id=session_id),
         )
 
     @app.post("/c/pay/<session_id>/pay")
@@ -105,12 +106,12 @@ def _pages(state: StripeState) -> Flask:
 
     @app.post("/c/pay/<session_id>/settle")
     def settle(session_id: str) -> Any:
-        """Decide a delayed payment (a bank would)."""
+        """Decide a delayed payment (a bank would), then show what the merchant says about it."""
         try:
-            state.settle(session_id, request.args.get("outcome") != "failed")
+            session = state.settle(session_id, request.args.get("outcome") != "failed")
         except SandboxError:
-            pass
-        return redirect(url_for("checkout", session_id=session_id), code=303)
+            return redirect(url_for("checkout", session_id=session_id), code=303)
+        return redirect(_success_url(session), code=303)
 
     @app.post("/_sandbox/sessions/<session_id>/<action>")
     def control(session_id: str, action: str) -> Response:

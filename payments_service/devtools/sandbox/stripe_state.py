@@ -202,6 +202,40 @@ class StripeState:
                 rendered["charge"] = copy.deepcopy(charge)
             return rendered
 
+    # --- persistence (make dev keeps the sandbox's Stripe across restarts, as Redis keeps payments) --
+
+    @property
+    def changes(self) -> int:
+        """Grows with every change (every change stores an object or records an event)."""
+        return self._seq
+
+    def snapshot(self) -> Json:
+        """Every object and event, JSON-ready, copied under the lock."""
+        with self._lock:
+            return copy.deepcopy(
+                {
+                    "version": 1,
+                    "seq": self._seq,
+                    "order": self._order,
+                    "sessions": self.sessions,
+                    "intents": self.intents,
+                    "charges": self.charges,
+                    "refunds": self.refunds,
+                    "events": self.events,
+                }
+            )
+
+    def restore(self, snapshot: Json) -> None:
+        """Take back what `snapshot` returned (before serving: listeners are not told)."""
+        with self._lock:
+            self._seq = int(snapshot["seq"])
+            self._order = dict(snapshot["order"])
+            self.sessions = dict(snapshot["sessions"])
+            self.intents = dict(snapshot["intents"])
+            self.charges = dict(snapshot["charges"])
+            self.refunds = dict(snapshot["refunds"])
+            self.events = list(snapshot["events"])
+
     # --- helpers ------------------------------------------------------------------------------
 
     def intent_status(self, session_id: str) -> str | None:
