@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-from flask_smorest import Blueprint
+from flask import Request
+from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
+from webargs import core
+from webargs.flaskparser import FlaskParser
 
 from ..domain.errors import NotFound
 from ..domain.payments import Payment
@@ -24,7 +28,23 @@ from .schemas import (
 )
 
 
+class JsonParser(FlaskParser):
+    """webargs' parser, with every body json.loads cannot turn into data a 400, never a 500."""
+
+    def _raw_load_json(self, req: Request) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise  # webargs answers these itself ("Invalid JSON body.")
+        except RecursionError:
+            abort(400, messages={"json": ["JSON nested too deeply"]})
+        except ValueError:  # a number of thousands of digits (Python's int conversion limit)
+            abort(400, messages={"json": ["JSON number too long"]})
+        return core.missing
+
+
 blp = Blueprint("payments", __name__, url_prefix="/v1", description="Payments for bookings (bearer token)")
+blp.ARGUMENTS_PARSER = JsonParser()
 _BOOKING_ID = re.compile(BOOKING_ID_PATTERN)
 _ERRORS = {
     401: "UNAUTHORIZED",
