@@ -46,6 +46,9 @@ def create_app(
 
         components = build(settings, runtime or Runtime.THREADS)
     app = Flask(__name__)
+    # werkzeug would answer "/v1//payments" with a redirect to an absolute URL built from the
+    # client's Host header; a path with doubled slashes is simply not found here.
+    app.url_map.merge_slashes = False
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_API_BODY_BYTES,
         API_TITLE="payments-service",
@@ -62,6 +65,6 @@ def create_app(
     problems.register_error_handlers(app)
     http.install(app)
     # Outermost first: ids, logs and metrics around everything; Stripe's webhooks before Flask.
-    flask_app = http.BoundedBody(app.wsgi_app, MAX_API_BODY_BYTES)
+    flask_app = http.BoundedBody(app.wsgi_app, MAX_API_BODY_BYTES, settings.internal_api_tokens)
     app.wsgi_app = http.RequestMiddleware(StripeWebhookEndpoint(flask_app, components))  # type: ignore[method-assign]
     return app

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar, cast
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 T = TypeVar("T")
 
@@ -103,9 +104,17 @@ class Settings:
             log_level=reader.optional("LOG_LEVEL", _log_level, cls.log_level),
             prometheus_multiproc_dir=reader.optional("PROMETHEUS_MULTIPROC_DIR", str, None),
         )
+        reader.problems += live_mode_problems(settings)
         if reader.problems:
             raise ConfigError(reader.problems)
         return settings
+
+    def __repr__(self) -> str:
+        """Every field, with secrets, tokens and URL passwords masked (settings end up in tracebacks)."""
+        shown = ", ".join(
+            f"{f.name}={_masked(f.name, getattr(self, f.name))!r}" for f in dataclasses.fields(self)
+        )
+        return f"{type(self).__name__}({shown})"
 
 
 class _Reader:
@@ -241,3 +250,54 @@ def _log_level(raw: str) -> str:
     if level not in LOG_LEVELS:
         raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
     return level
+
+
+# Where live keys may be sent: Stripe's API, over TLS, and nowhere else.
+STRIPE_LIVE_API_BASE = "https://api.stripe.com"
+# Field names that hold a secret whatever their type; their values never appear in repr().
+_SECRET_FIELD_WORDS = ("secret", "token", "password", "key")
+
+
+def live_mode_problems(settings: Settings) -> list[str]:
+    """With a live key, refuse what only makes sense in development.
+
+    A live key sent to a stand-in (or a typo'd host) is a leaked key; the published development
+    token and secrets (`make dev` prints them) would let anyone call the API or forge webhooks.
+    """
+    key = settings.stripe_secret_key
+    if not key or "_live_" not in key:
+        return []
+    from .devtools.devstack import DEV_EVENT_SECRET, DEV_TOKEN, SANDBOX_WEBHOOK_SECRET
+
+    problems = []
+    parts = urlsplit(settings.stripe_api_base or "")
+    if parts.scheme != "https" or parts.hostname != "api.stripe.com" or parts.port not in (None, 443):
+        problems.append(f"STRIPE_API_BASE must be {STRIPE_LIVE_API_BASE} with a live key (sk_live_/rk_live_)")
+    if SANDBOX_WEBHOOK_SECRET in (settings.stripe_webhook_secrets or ()):
+        problems.append("STRIPE_WEBHOOK_SECRET is the published sandbox secret; it cannot go with a live key")
+    if DEV_TOKEN in (settings.internal_api_tokens or ()):
+        problems.append(
+            "INTERNAL_API_TOKENS holds the published development token; it cannot go with a live key"
+        )
+    if settings.event_signing_secret == DEV_EVENT_SECRET:
+        problems.append(
+            "EVENT_SIGNING_SECRET is the published development secret; it cannot go with a live key"
+        )
+    if (settings.stripe_publishable_key or "").startswith("pk_test_"):
+        problems.append("STRIPE_PUBLISHABLE_KEY is a test key (pk_test_) beside a live secret key")
+    return problems
+
+
+def _masked(name: str, value: object) -> object:
+    if value is None:
+        return None
+    if any(word in name for word in _SECRET_FIELD_WORDS):
+        if isinstance(value, tuple):
+            return tuple("***" for _ in value)
+        return "***"
+    if isinstance(value, str) and "@" in value and "://" in value:
+        parts = urlsplit(value)
+        if parts.password:
+            netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+            return urlunsplit(parts._replace(netloc=netloc))
+    return value

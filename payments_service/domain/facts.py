@@ -40,6 +40,8 @@ class RefundFact:
     payment_intent: str
     amount_refunded: int
     reason: str | None = None
+    # The charge the refunds are on, so that a reason left out of the event can be looked up.
+    charge: str | None = None
 
 
 @dataclass(frozen=True)

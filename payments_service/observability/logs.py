@@ -15,11 +15,14 @@ _QUIET_LOGGERS = ("werkzeug", "stripe")
 
 _context: ContextVar[dict[str, str]] = ContextVar("log_context", default={})  # noqa: B039
 
+# One character of an address: a letter or digit of any script, or the JSON escape (\u00f6) that
+# the final line carries instead of a non-ASCII character.
+_CHAR = r"(?:\w|\\u[0-9A-Fa-f]{4})"
 # Last line of defence: whatever a log call passes, these never reach the output.
 _SCRUB = re.compile(
     r"(?:sk|rk)_(?:test|live)_[A-Za-z0-9]+"
     r"|whsec_[A-Za-z0-9+/=]+"
-    r"|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+    rf"|(?:{_CHAR}|[.%+-])+@(?:{_CHAR}|-)+(?:\.(?:{_CHAR}|-)+)*\.(?:{_CHAR}|-){{2,}}"
 )
 # Every match contains one of these, and looking for them is far cheaper than the regex, which
 # then runs only on the few lines that may need it.

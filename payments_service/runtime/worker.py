@@ -8,13 +8,14 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers
 from rq.serializers import JSONSerializer
 from rq.worker import SimpleWorker
 
-from ..delivery.job import DeliveryJob, EventDelivery
+from ..delivery.job import DeliveryJob, EventDelivery, UnknownJob
 from ..delivery.queue import DeliveryQueue
 from ..delivery.relay import Relay
-from ..delivery.sender import EventSender
+from ..delivery.sender import DeliveryFailed, EventSender
 from ..domain.errors import StripeFailure
 from ..storage.client import redis_client
 from ..usecases.reconcile import Reconciler
@@ -45,6 +46,21 @@ class EventWorker(SimpleWorker):
         if isinstance(job, DeliveryJob):  # always: the worker fetches every job as one
             job.delivery = self._delivery
         return bool(super().perform_job(job, queue, execution))
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """One line per failed attempt, naming the job and the error, never the job's arguments.
+
+        RQ's own handler logs a job's arguments, and ours are the event's id and its whole body
+        (the payment, the customer's booking): event bodies never reach a log.
+        """
+        error = exc_info[1] if len(exc_info) > 1 else None
+        expected = isinstance(error, DeliveryFailed | UnknownJob)  # already described, or ours to refuse
+        log.error(
+            "delivery job failed",
+            extra={"job_id": job.id, "error": type(error).__name__, "detail": str(error)[:300]},
+            exc_info=None if expected else exc_info,  # a traceback shows code, not arguments
+        )
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # The job dies of RQ's death penalty at job.timeout, so past this it is certainly abandoned.

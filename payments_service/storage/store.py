@@ -219,14 +219,24 @@ class PaymentStore:
         raw = self._redis.get(keys.intent(payment_intent))
         return _text(raw) if raw is not None else None
 
-    def refund_request(self, booking_id: str, idempotency_key: str) -> str | None:
-        """The refund id an earlier request with this Idempotency-Key produced, if any."""
-        raw = self._redis.get(keys.refund_request(booking_id, idempotency_key))
-        return _text(raw) if raw is not None else None
+    def refund_request(self, booking_id: str, idempotency_key: str) -> tuple[str, str | None] | None:
+        """The refund an earlier request with this Idempotency-Key made, and that request's fingerprint.
 
-    def remember_refund_request(self, booking_id: str, idempotency_key: str, refund_id: str) -> None:
+        The fingerprint is None for records written before requests were fingerprinted.
+        """
+        raw = self._redis.get(keys.refund_request(booking_id, idempotency_key))
+        if raw is None:
+            return None
+        refund_id, _, fingerprint = _text(raw).partition(" ")
+        return refund_id, fingerprint or None
+
+    def remember_refund_request(
+        self, booking_id: str, idempotency_key: str, refund_id: str, fingerprint: str
+    ) -> None:
         self._redis.set(
-            keys.refund_request(booking_id, idempotency_key), refund_id, ex=STRIPE_EVENT_MARK_SECONDS
+            keys.refund_request(booking_id, idempotency_key),
+            f"{refund_id} {fingerprint}",
+            ex=STRIPE_EVENT_MARK_SECONDS,
         )
 
     def open_booking_ids(self, status: PaymentStatus, updated_before: float) -> list[str]:

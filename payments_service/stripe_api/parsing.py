@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..domain.facts import RefundFact, SessionFact, SessionOutcome
+from ..domain.money import MAX_AMOUNT
 
 HANDLED_EVENT_TYPES = (
     "checkout.session.completed",
@@ -15,6 +16,8 @@ HANDLED_EVENT_TYPES = (
     "checkout.session.expired",
     "charge.refunded",
 )
+# Later than any Unix time Stripe will send; a bound for `created` (which must be an integer).
+_MAX_TIMESTAMP = 2**40
 # How a completed session's "unpaid" payment intent tells a delayed method apart from a failed one.
 _INTENT_OUTCOME = {
     "succeeded": SessionOutcome.PAID,
@@ -30,6 +33,10 @@ class InvalidWebhook(Exception):
     def __init__(self, detail: str, reason: str = "malformed") -> None:
         super().__init__(detail)
         self.reason = reason
+
+
+class BadStripeField(ValueError):
+    """A field of Stripe's JSON that is not of the type Stripe documents (amounts are integers)."""
 
 
 @dataclass(frozen=True)
@@ -50,13 +57,15 @@ def session_fact(session: Mapping[str, Any], outcome: SessionOutcome | None = No
     intent_id = intent.get("id") if isinstance(intent, dict) else intent
     if outcome is None:
         outcome = _session_outcome(session, intent)
+    booking_id = metadata.get("booking_id") or session.get("client_reference_id")
+    currency = session.get("currency")
     return SessionFact(
-        session_id=session["id"],
-        booking_id=metadata.get("booking_id") or session.get("client_reference_id"),
+        session_id=_string(session["id"], "session id"),
+        booking_id=None if booking_id is None else _string(booking_id, "booking id"),
         outcome=outcome,
-        amount_total=session.get("amount_total"),
-        currency=session.get("currency"),
-        payment_intent=intent_id,
+        amount_total=_amount(session.get("amount_total"), "amount_total"),
+        currency=None if currency is None else _string(currency, "currency"),
+        payment_intent=None if intent_id is None else _string(intent_id, "payment_intent"),
     )
 
 
@@ -85,7 +94,8 @@ def parse_event(data: Any) -> StripeEvent:
     try:
         if data.get("object") != "event":
             raise InvalidWebhook("body is not a Stripe event")
-        event_id, event_type, created = str(data["id"]), str(data["type"]), int(data["created"])
+        event_id, event_type = _string(data["id"], "id"), _string(data["type"], "type")
+        created = _integer(data["created"], "created", _MAX_TIMESTAMP)
         obj = data["data"]["object"]
         if not event_id or not isinstance(obj, dict):
             raise InvalidWebhook("event has no id or object")
@@ -95,10 +105,38 @@ def parse_event(data: Any) -> StripeEvent:
             fact = session_fact(obj, _EVENT_OUTCOMES.get(event_type))
             hint = fact.booking_id
         elif event_type == "charge.refunded" and obj.get("payment_intent"):
+            # Since API version 2022-11-15 a charge no longer carries its refunds (unless expanded):
+            # the reason is then looked up on the charge's refunds (StripeGateway.refund_reason).
             refunds = (obj.get("refunds") or {}).get("data") or []
             reason = refunds[0].get("reason") if refunds and isinstance(refunds[0], dict) else None
-            fact = RefundFact(str(obj["payment_intent"]), int(obj.get("amount_refunded") or 0), reason)
+            fact = RefundFact(
+                _string(obj["payment_intent"], "payment_intent"),
+                _amount(obj.get("amount_refunded") or 0, "amount_refunded") or 0,
+                None if reason is None else _string(reason, "reason"),
+                charge=_string(obj["id"], "charge id") if obj.get("id") else None,
+            )
             hint = (obj.get("metadata") or {}).get("booking_id")
         return StripeEvent(event_id, event_type, created, fact, hint)
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except InvalidWebhook:
+        raise
+    except BadStripeField as exc:
+        raise InvalidWebhook(f"body is not a well-formed Stripe event: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         raise InvalidWebhook("body is not a well-formed Stripe event") from None
+
+
+def _string(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadStripeField(f"{name} is not a string")
+    return value
+
+
+def _integer(value: Any, name: str, maximum: int) -> int:
+    """A JSON integer within bounds: 1e400, 12.5, true or a thousand digits are not Stripe's."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise BadStripeField(f"{name} is not an integer Stripe would send")
+    return value
+
+
+def _amount(value: Any, name: str) -> int | None:
+    return None if value is None else _integer(value, name, MAX_AMOUNT)

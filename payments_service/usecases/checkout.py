@@ -31,6 +31,8 @@ EXPIRY_MARGIN = 60
 LOCK_HOLD_SECONDS = 150.0
 LOCK_WAIT_SECONDS = 30.0
 SAVE_ATTEMPTS = 3
+# Stripe refuses longer success and cancel URLs ("URL must be 5000 characters or less").
+MAX_REDIRECT_URL_LENGTH = 5000
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,11 @@ class CheckoutService:
             if allowed is not None and host not in allowed:
                 errors[name] = [f"host {host!r} is not in CHECKOUT_REDIRECT_HOSTS"]
                 continue
-            urls.append(url.replace("{booking_id}", quote(req.booking_id, safe="")))
+            url = url.replace("{booking_id}", quote(req.booking_id, safe=""))
+            if len(url) > MAX_REDIRECT_URL_LENGTH:
+                errors[name] = [f"must be at most {MAX_REDIRECT_URL_LENGTH} characters (Stripe's limit)"]
+                continue
+            urls.append(url)
         if errors:
             raise InvalidRequest(errors)
         return urls[0], urls[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 
 
 REFUNDABLE = (PaymentStatus.PAID, PaymentStatus.PARTIALLY_REFUNDED)
+# Stripe's own idempotency keys are at most 255 characters; ours are kept for weeks, so bounded too.
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,10 @@ class RefundInput:
 
     amount: int | None = None
     reason: str | None = None
+
+    def fingerprint(self) -> str:
+        """What an Idempotency-Key is tied to: the same key with other parameters is refused."""
+        return hashlib.sha256(json.dumps([self.amount, self.reason]).encode()).hexdigest()[:32]
 
 
 class RefundService:
@@ -40,8 +47,20 @@ class RefundService:
         payment = self._store.get(booking_id)
         if payment is None:
             raise NotFound(f"no payment for booking {booking_id}")
-        if request_key and self._store.refund_request(booking_id, request_key):
-            return payment  # this request was already carried out
+        if request_key:
+            done = self._store.refund_request(booking_id, request_key)
+            if done is not None:
+                _refund_id, fingerprint = done
+                # Like Stripe's keys: valid only with the parameters they were first used with.
+                if fingerprint is not None and fingerprint != req.fingerprint():
+                    raise InvalidRequest(
+                        {
+                            "Idempotency-Key": [
+                                "was already used for a refund with other parameters; use a new key"
+                            ]
+                        }
+                    )
+                return payment  # this request was already carried out
         if payment.status not in REFUNDABLE or payment.payment_intent is None:
             raise Conflict(f"the payment is {payment.status.value}; only paid payments can be refunded")
         remaining = payment.amount - payment.amount_refunded
@@ -62,7 +81,7 @@ class RefundService:
             booking_id, RefundFact(payment.payment_intent, total, req.reason)
         )
         if request_key:
-            self._store.remember_refund_request(booking_id, request_key, refund.id)
+            self._store.remember_refund_request(booking_id, request_key, refund.id, req.fingerprint())
         return result.payment or payment
 
 

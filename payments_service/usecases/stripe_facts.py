@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -48,8 +49,22 @@ class StripeFactsService:
                         f"refund for {event.booking_hint} arrived before its payment; send it again later"
                     )
             if booking_id is not None:
+                fact = self._with_refund_reason(booking_id, fact, event.created)
                 return self.apply_refund_fact(booking_id, fact, event.id).outcome
         return None
+
+    def _with_refund_reason(self, booking_id: str, fact: RefundFact, created: int) -> RefundFact:
+        """The fact with the refund's reason from Stripe, when the event left it out and it is news.
+
+        A refund this service made (or one already applied) needs no lookup: only a refund made
+        elsewhere, in Stripe's dashboard for instance, costs one call to Stripe.
+        """
+        if fact.reason is not None or fact.charge is None:
+            return fact
+        payment = self._store.get(booking_id)
+        if payment is None or payment.amount_refunded >= fact.amount_refunded:
+            return fact
+        return dataclasses.replace(fact, reason=self._stripe.refund_reason(fact.charge, created))
 
     def apply_session_fact(
         self, booking_id: str, fact: SessionFact, stripe_event_id: str | None = None

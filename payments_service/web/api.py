@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-from flask import request
-from flask_smorest import Blueprint
+from flask import Request
+from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
+from webargs import core
+from webargs.flaskparser import FlaskParser
 
 from ..domain.errors import NotFound
 from ..domain.payments import Payment
@@ -19,11 +22,29 @@ from .schemas import (
     BOOKING_ID_PATTERN,
     CheckoutRequestSchema,
     ConfigSchema,
+    IdempotencyKeySchema,
     PaymentSchema,
     RefundRequestSchema,
 )
 
+
+class JsonParser(FlaskParser):
+    """webargs' parser, with every body json.loads cannot turn into data a 400, never a 500."""
+
+    def _raw_load_json(self, req: Request) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise  # webargs answers these itself ("Invalid JSON body.")
+        except RecursionError:
+            abort(400, messages={"json": ["JSON nested too deeply"]})
+        except ValueError:  # a number of thousands of digits (Python's int conversion limit)
+            abort(400, messages={"json": ["JSON number too long"]})
+        return core.missing
+
+
 blp = Blueprint("payments", __name__, url_prefix="/v1", description="Payments for bookings (bearer token)")
+blp.ARGUMENTS_PARSER = JsonParser()
 _BOOKING_ID = re.compile(BOOKING_ID_PATTERN)
 _ERRORS = {
     401: "UNAUTHORIZED",
@@ -33,13 +54,6 @@ _ERRORS = {
     422: "UNPROCESSABLE_ENTITY",
     502: "BAD_GATEWAY",
     503: "SERVICE_UNAVAILABLE",
-}
-IDEMPOTENCY_KEY_HEADER = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": False,
-    "schema": {"type": "string", "maxLength": 255},
-    "description": "Retrying a request with the same key never refunds twice",
 }
 
 
@@ -103,14 +117,13 @@ def cancel_payment(booking_id: str) -> Payment:
 
 @blp.route("/payments/<booking_id>/refunds", methods=["POST"])
 @blp.arguments(RefundRequestSchema())
+@blp.arguments(IdempotencyKeySchema(), location="headers", as_kwargs=True)
 @blp.response(200, PaymentSchema)
-@blp.doc(parameters=[IDEMPOTENCY_KEY_HEADER])
 @errors(401, 404, 409, 413, 422, 502, 503)
-def refund_payment(req: RefundInput, booking_id: str) -> Payment:
+def refund_payment(req: RefundInput, booking_id: str, idempotency_key: str | None) -> Payment:
     """Refund a paid booking, in full (default) or in part."""
     _check_booking_id(booking_id)
-    request_key = request.headers.get("Idempotency-Key") or None
-    return components().refunds.refund(booking_id, req, request_key)
+    return components().refunds.refund(booking_id, req, idempotency_key)
 
 
 @blp.route("/config", methods=["GET"])

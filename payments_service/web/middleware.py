@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask, current_app, request
 from werkzeug.datastructures import WWWAuthenticate
-from werkzeug.exceptions import Unauthorized
+from werkzeug.exceptions import ClientDisconnected, RequestTimeout, Unauthorized
 
 from ..observability import logs, metrics
 from ..wiring import Components
@@ -24,6 +24,8 @@ log = logging.getLogger("payments_service.access")
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 ROUTE = "payments.route"  # environ key: the route template, for metrics
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Metric labels come from this fixed set: any other method name a client sends is "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def components() -> Components:
@@ -37,18 +39,25 @@ class BoundedBody:
 
     werkzeug silently cuts such a body at MAX_CONTENT_LENGTH: padded JSON over the limit would
     parse, and anything else would fail as invalid JSON (400) instead of being too large (413).
+    Only a request with a valid bearer token has its body read here: the app refuses the others
+    (401, 404, 405) without reading, so nobody unauthenticated makes us buffer anything.
     """
 
-    def __init__(self, app: WsgiApp, limit: int) -> None:
+    def __init__(self, app: WsgiApp, limit: int, tokens: Sequence[str]) -> None:
         self._app = app
         self._limit = limit
+        self._tokens = tokens
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if (
             not environ.get("CONTENT_LENGTH")
             and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+            and bearer_token_valid(environ.get("HTTP_AUTHORIZATION", ""), self._tokens)
         ):
-            body = environ["wsgi.input"].read(self._limit + 1)
+            try:
+                body = environ["wsgi.input"].read(self._limit + 1)
+            except (RequestTimeout, ClientDisconnected) as exc:
+                return Problem(exc.code or 400, exc.description).wsgi(start_response)
             if len(body) > self._limit:
                 return Problem(413, f"request bodies are limited to {self._limit} bytes").wsgi(start_response)
             environ["wsgi.input"] = io.BytesIO(body)
@@ -83,7 +92,8 @@ class RequestMiddleware:
         code = int(status[0][:3]) if status else 500
         elapsed = time.perf_counter() - started
         method = environ.get("REQUEST_METHOD", "")
-        metrics.observe_request(method, environ.get(ROUTE, "unmatched"), code, elapsed)
+        label = method if method in METHODS else "other"
+        metrics.observe_request(label, environ.get(ROUTE, "unmatched"), code, elapsed)
         log.info(
             "request",
             extra={
@@ -105,14 +115,19 @@ def install(app: Flask) -> None:
         request.environ[ROUTE] = rule.rule if rule is not None else "unmatched"
 
 
-def require_bearer_token(tokens: Sequence[str]) -> None:
-    """401 unless the request carries one of the tokens; every token is compared, in constant time."""
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+def bearer_token_valid(authorization: str, tokens: Sequence[str]) -> bool:
+    """True if an Authorization header carries one of the tokens (each compared in constant time)."""
+    scheme, _, given = authorization.partition(" ")
     presented = given.strip().encode()
     matched = False
     for token in tokens:
         matched |= hmac.compare_digest(presented, token.encode())
-    if scheme.lower() != "bearer" or not presented or not matched:
+    return scheme.lower() == "bearer" and bool(presented) and matched
+
+
+def require_bearer_token(tokens: Sequence[str]) -> None:
+    """401 unless the request carries one of the tokens."""
+    if not bearer_token_valid(request.headers.get("Authorization", ""), tokens):
         raise Unauthorized(
             "a valid bearer token is required (Authorization: Bearer <token>)",
             www_authenticate=WWWAuthenticate("bearer"),

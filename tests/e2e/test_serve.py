@@ -91,3 +91,21 @@ def test_check_config_accepts_a_good_environment(stack: Stack) -> None:
     assert result.returncode == 0, result.stderr
     assert "configuration OK" in result.stdout
     assert "sk_test" not in result.stdout
+
+
+def test_check_config_refuses_a_live_key_beside_development_values(redis_url: str) -> None:
+    from payments_service.devtools.devstack import DEV_TOKEN, SANDBOX_WEBHOOK_SECRET
+
+    env = base_env(redis_url, "https://booking.test/events", "http://127.0.0.1:12111")
+    env.update(
+        STRIPE_SECRET_KEY="sk_live_e2e",
+        INTERNAL_API_TOKENS=DEV_TOKEN,
+        STRIPE_WEBHOOK_SECRET=SANDBOX_WEBHOOK_SECRET,
+    )
+    result = subprocess.run(
+        [PAYMENTS_SERVICE, "check-config"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    for name in ("STRIPE_API_BASE", "INTERNAL_API_TOKENS", "STRIPE_WEBHOOK_SECRET"):
+        assert name in result.stderr
+    assert "sk_live_e2e" not in result.stderr + result.stdout

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
 import pytest
 
 from payments_service.wiring import Components
-from tests.support.flows import open_payment, payment, post_event, queued_types
-from tests.support.stripe_wire import StripeWire, form
+from tests.support.flows import open_payment, payment, post_event, queued, queued_types
+from tests.support.stripe_wire import StripeWire, form, query
 
 REFUNDS = "/v1/refunds"
 
@@ -254,6 +255,57 @@ def test_a_dashboard_refund_arrives_as_charge_refunded(
     assert (after["status"], after["amount_refunded"]) == ("partially_refunded", 750)
     assert post_event(client, event).get_json()["outcome"] == "duplicate"
     assert queued_types(components) == ["payment.paid", "payment.partially_refunded"]
+
+
+def test_a_dashboard_refunds_reason_is_read_from_the_charges_refunds(
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
+) -> None:
+    before = paid(client, auth, stripe)
+    stripe.state.create_refund(
+        {"payment_intent": before["payment_intent"], "amount": "750", "reason": "fraudulent"}, notify=False
+    )
+    event = stripe.state.events[-1]
+    assert "refunds" not in event["data"]["object"]  # not expanded in webhooks since 2022-11-15
+    assert post_event(client, event).get_json()["outcome"] == "processed"
+    [lookup] = stripe.calls("GET", REFUNDS)
+    assert query(lookup)["charge"] == event["data"]["object"]["id"]
+    announced = json.loads(queued(components)[-1].body)
+    assert (announced["type"], announced["data"]["reason"]) == ("payment.partially_refunded", "fraudulent")
+
+
+def test_our_own_refunds_webhook_needs_no_reason_lookup(
+    client: Any, auth: dict[str, str], stripe: StripeWire
+) -> None:
+    paid(client, auth, stripe)
+    refund(client, auth, amount=1000, reason="requested_by_customer")
+    assert post_event(client, stripe.state.events[-1]).get_json()["outcome"] == "ignored"
+    assert stripe.calls("GET", REFUNDS) == []
+
+
+@pytest.mark.parametrize("key", ["k" * 256, "with space", "caf\u00e9", "tab\there"])
+def test_an_idempotency_key_must_be_short_printable_ascii(
+    client: Any, auth: dict[str, str], stripe: StripeWire, key: str
+) -> None:
+    paid(client, auth, stripe)
+    response = refund(client, auth, headers={"Idempotency-Key": key})
+    assert response.status_code == 422, response.get_json()
+    assert "Idempotency-Key" in response.get_json()["errors"]
+    assert stripe.calls("POST", REFUNDS) == []
+
+
+def test_an_idempotency_key_is_tied_to_the_request_it_was_first_used_with(
+    client: Any, auth: dict[str, str], stripe: StripeWire
+) -> None:
+    paid(client, auth, stripe)
+    key = {"Idempotency-Key": "ops-ticket-77"}
+    assert refund(client, auth, amount=500, headers=key).status_code == 200
+    other = refund(client, auth, amount=900, headers=key)
+    assert other.status_code == 422
+    assert "other parameters" in other.get_json()["errors"]["Idempotency-Key"][0]
+    assert refund(client, auth, amount=500, reason="duplicate", headers=key).status_code == 422
+    assert len(stripe.state.refunds) == 1
+    assert payment(client, auth)["amount_refunded"] == 500
+    assert refund(client, auth, amount=500, headers={"Idempotency-Key": "k" * 255}).status_code == 200
 
 
 def test_our_own_refunds_webhook_changes_nothing_more(

@@ -15,23 +15,11 @@ from payments_service.observability import logs
 from payments_service.runtime import worker
 from payments_service.wiring import Components
 from tests.support.flows import open_payment, post_event
+from tests.support.metrics import metric
 from tests.support.redis_server import RedisServer
 from tests.support.settings import BOOKING_EVENTS_URL, WEBHOOK_SECRET
 from tests.support.signing import stripe_signature
 from tests.support.stripe_wire import StripeWire
-
-
-def metric(client: Any, name: str, **labels: str) -> float:
-    """One sample from /metrics (0 when absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in client.get("/metrics").get_data(as_text=True).splitlines():
-        if line.startswith("#"):
-            continue
-        series, _, value = line.rpartition(" ")
-        sample, _, label_text = series.partition("{")
-        if sample == name and ",".join(sorted(label_text.rstrip("}").split(","))) == wanted:
-            return float(value)
-    return 0.0
 
 
 def test_requests_are_counted_by_route_and_status(client: Any, auth: dict[str, str]) -> None:
@@ -225,3 +213,31 @@ def test_secrets_emails_and_webhook_bodies_never_reach_a_log(
         assert secret not in text, secret
     assert not re.search(r'"object":\s*"checkout\.session"', text)  # no webhook bodies
     assert "[redacted]" in text
+
+
+def test_addresses_in_any_script_are_scrubbed(json_logs: Any) -> None:
+    logging.getLogger("anything").warning(
+        "write to jörg.müller@exämple.de, 用户@例子.广告 or Ærø+1@xn--p1ai.ru; nothing else@all"
+    )
+    [line] = [r for r in json_logs() if r["logger"] == "anything"]
+    for part in ("jörg", "exämple", "用户", "例子", "Ærø", "xn--p1ai"):
+        assert part not in line["message"], part
+    assert line["message"].count("[redacted]") == 3
+    assert line["message"].endswith("nothing else@all")
+
+
+def test_a_failing_delivery_logs_the_error_and_never_the_event_body(
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components, json_logs: Any
+) -> None:
+    stripe.state.pay(
+        open_payment(client, auth, description="Matinee-for-two-7781")["session_id"], notify=False
+    )
+    post_event(client, stripe.state.events[-1])
+    stripe.mocker.post(BOOKING_EVENTS_URL, status_code=500)
+    worker.run(components, burst=True)
+    lines = json_logs()
+    failed = next(r for r in lines if r["message"] == "delivery job failed")
+    assert failed["error"] == "DeliveryFailed" and "HTTP 500" in failed["detail"]
+    text = "\n".join(json.dumps(r) for r in lines)
+    assert "Matinee-for-two-7781" not in text
+    assert '"arguments"' not in text

@@ -206,7 +206,12 @@ def test_an_event_for_a_session_we_did_not_open_for_that_booking_changes_nothing
         "/v1/checkout/sessions",
         {
             "mode": "payment",
-            "line_items": [{"quantity": "1", "price_data": {"currency": "usd", "unit_amount": "1"}}],
+            "line_items": [
+                {
+                    "quantity": "1",
+                    "price_data": {"currency": "usd", "unit_amount": "1000", "product_data": {"name": "x"}},
+                }
+            ],
             "metadata": {"booking_id": "bk_1"},
             "success_url": "https://x.test/s",
             "cancel_url": "https://x.test/c",

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests_mock
 
-from payments_service.devtools.sandbox.forms import decode
+from payments_service.devtools.sandbox.forms import parse
 from payments_service.devtools.sandbox.stripe_api import StripeApi
 from payments_service.devtools.sandbox.stripe_state import StripeState
 from payments_service.domain.facts import CheckoutRequest
@@ -35,7 +35,7 @@ class StripeWire:
         if self.latency:
             time.sleep(self.latency)
         url = urlsplit(request.url)
-        params = decode(parse_qsl(url.query) + parse_qsl(request.text or ""))
+        params = parse(url.query, request.text or "")
         status, text = self.api.respond(
             request.method, url.path, params, request.headers.get("Idempotency-Key")
         )

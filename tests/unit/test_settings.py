@@ -88,3 +88,64 @@ def test_signing_secret_must_decode_to_a_real_key() -> None:
 def test_live_keys_are_recognised() -> None:
     assert Settings.from_env({**REQUIRED, "STRIPE_SECRET_KEY": "sk_live_x"}).stripe_live_mode
     assert not Settings.from_env(REQUIRED).stripe_live_mode
+
+
+def test_repr_never_shows_a_secret() -> None:
+    settings = Settings.from_env(
+        {
+            **REQUIRED,
+            "STRIPE_PUBLISHABLE_KEY": "pk_test_pub",
+            "REDIS_URL": "redis://default:hunter2@redis.internal:6379/0",
+        }
+    )
+    shown = repr(settings)
+    for secret in ("sk_test_abc", "whsec_one", "a-token-of-16-chars", SIGNING, "hunter2"):
+        assert secret not in shown, secret
+    assert "redis://default:***@redis.internal:6379/0" in shown
+    assert "https://booking.example/events" in shown and "stripe_secret_key='***'" in shown
+
+
+LIVE = {**REQUIRED, "STRIPE_SECRET_KEY": "sk_live_abc"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("STRIPE_API_BASE", "http://localhost:12111", "STRIPE_API_BASE must be https://api.stripe.com"),
+        ("STRIPE_API_BASE", "https://api.stripe.com.evil.example", "STRIPE_API_BASE must be"),
+        ("STRIPE_API_BASE", "http://api.stripe.com", "STRIPE_API_BASE must be"),
+        (
+            "INTERNAL_API_TOKENS",
+            "a-real-token-000001,dev-token-change-me-0123",
+            "published development token",
+        ),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_real,whsec_sandbox_development_only", "published sandbox secret"),
+        (
+            "EVENT_SIGNING_SECRET",
+            "whsec_" + base64.b64encode(b"payments-service-dev-signing-key").decode(),
+            "published development secret",
+        ),
+        ("STRIPE_PUBLISHABLE_KEY", "pk_test_abc", "test key (pk_test_) beside a live secret key"),
+    ],
+)
+def test_a_live_key_refuses_development_values(variable: str, value: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env({**LIVE, variable: value})
+    assert Settings.from_env({**REQUIRED, variable: value})  # with a test key they are fine
+
+
+def test_a_live_key_with_stripes_own_api_is_accepted() -> None:
+    settings = Settings.from_env({**LIVE, "STRIPE_API_BASE": "https://api.stripe.com/"})
+    assert settings.stripe_live_mode and settings.stripe_api_base == "https://api.stripe.com"
+
+
+def test_the_published_development_values_are_the_ones_make_dev_prints() -> None:
+    from payments_service.devtools import devstack
+
+    for variable, value in (
+        ("INTERNAL_API_TOKENS", devstack.DEV_TOKEN),
+        ("STRIPE_WEBHOOK_SECRET", devstack.SANDBOX_WEBHOOK_SECRET),
+        ("EVENT_SIGNING_SECRET", devstack.DEV_EVENT_SECRET),
+    ):
+        with pytest.raises(ConfigError, match=variable):
+            Settings.from_env({**LIVE, variable: value})

@@ -7,12 +7,11 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
 
 from ...domain.money import Currency
-from .forms import decode
+from .forms import parse
 from .stripe_api import StripeApi
 from .stripe_state import SandboxError, StripeState
 
@@ -45,7 +44,7 @@ def create_sandbox_app(state: StripeState, latency_ms: int = 0) -> WsgiApp:
             return _json(start_response, error.status, json.dumps(error.body()))
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length).decode() if length else ""
-        params = decode(parse_qsl(environ.get("QUERY_STRING", "")) + parse_qsl(body))
+        params = parse(environ.get("QUERY_STRING", ""), body)
         status, text = stripe_api.respond(
             environ["REQUEST_METHOD"], environ["PATH_INFO"], params, environ.get("HTTP_IDEMPOTENCY_KEY")
         )

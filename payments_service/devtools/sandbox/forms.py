@@ -5,8 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
 _PART = re.compile(r"\[([^\]]*)\]")
+
+
+def parse(query: str, body: str) -> dict[str, Any]:
+    """A request's parameters from its query string and form body.
+
+    Blank values are kept: Stripe reads `name=` as an empty value (refused for a required
+    parameter, an unset for a metadata key), not as a parameter that was never sent.
+    """
+    return decode(parse_qsl(query, keep_blank_values=True) + parse_qsl(body, keep_blank_values=True))
 
 
 def decode(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:

@@ -1,17 +1,30 @@
-"""The sandbox's Stripe: Checkout Sessions, payment intents, charges, refunds and events, in memory."""
+"""The sandbox's Stripe: Checkout Sessions, payment intents, charges, refunds and events, in memory.
+
+It refuses what Stripe refuses (missing or empty required parameters, unsupported currencies,
+amounts outside Stripe's bounds, metadata and URL limits), so an offline test catches a request
+real Stripe would turn down. Objects carry Stripe's fields (stripe_objects.py).
+"""
 
 from __future__ import annotations
 
 import copy
-import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...domain.money import SUPPORTED, AmountError, Currency
+from . import stripe_objects as objects
+
 API_VERSION = "2025-10-29.clover"
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+# Stripe's limits on what this sandbox is sent (docs.stripe.com/metadata, the API reference).
+METADATA_MAX_KEYS = 50
+METADATA_MAX_KEY_LENGTH = 40
+METADATA_MAX_VALUE_LENGTH = 500
+MAX_URL_LENGTH = 5000
+MAX_CLIENT_REFERENCE_ID_LENGTH = 200
 
 Json = dict[str, Any]
 
@@ -35,10 +48,6 @@ class SandboxError(Exception):
         return {"error": error}
 
 
-def _id(prefix: str) -> str:
-    return f"{prefix}_test_{secrets.token_hex(12)}" if prefix == "cs" else f"{prefix}_{secrets.token_hex(12)}"
-
-
 class StripeState:
     """Stripe's objects and their life cycle; thread-safe; every change is recorded as an event."""
 
@@ -58,21 +67,22 @@ class StripeState:
 
     def create_session(self, params: Json) -> Json:
         now = int(time.time())
-        if params.get("mode") != "payment":
+        mode = required(params, "mode")
+        if mode != "payment":
             raise SandboxError(400, "The sandbox supports mode=payment only.", param="mode")
-        items = params.get("line_items")
-        if not isinstance(items, list) or len(items) != 1:
-            raise SandboxError(400, "Provide exactly one line item.", param="line_items")
-        price = items[0].get("price_data") or {}
-        currency = str(price.get("currency", "")).lower()
-        amount = integer_param(price.get("unit_amount"), "line_items[0][price_data][unit_amount]")
+        items = required(params, "line_items")
+        if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], dict):
+            raise SandboxError(400, "The sandbox supports exactly one line item.", param="line_items")
+        price = required(items[0], "price_data", "line_items[0][price_data]")
+        product = required(price, "product_data", "line_items[0][price_data][product_data]")
+        name = required(product, "name", "line_items[0][price_data][product_data][name]")
+        currency = _currency(required(price, "currency", "line_items[0][price_data][currency]"))
+        param = "line_items[0][price_data][unit_amount]"
+        amount = integer_param(required(price, "unit_amount", param), param)
         quantity = integer_param(items[0].get("quantity", "1"), "line_items[0][quantity]")
-        if len(currency) != 3 or not currency.isalpha():
-            raise SandboxError(
-                400, f"Invalid currency: {currency}.", param="line_items[0][price_data][currency]"
-            )
-        if amount < 1 or amount > 99_999_999:
-            raise SandboxError(400, "Invalid unit_amount.", code="amount_too_large", param="unit_amount")
+        if quantity < 1:
+            raise SandboxError(400, "Quantity must be at least 1.", param="line_items[0][quantity]")
+        _check_amount(currency, amount, amount * quantity, param)
         expires_at = integer_param(params.get("expires_at", now + 86400), "expires_at")
         if not now + 1800 <= expires_at <= now + 86400:
             raise SandboxError(
@@ -81,32 +91,41 @@ class StripeState:
                 param="expires_at",
             )
         for url_param in ("success_url", "cancel_url"):
-            if not str(params.get(url_param, "")).startswith(("http://", "https://")):
-                raise SandboxError(400, f"Not a valid URL: {url_param}.", param=url_param)
-        session_id = _id("cs")
-        session = {
-            "id": session_id,
-            "object": "checkout.session",
-            "amount_subtotal": amount * quantity,
-            "amount_total": amount * quantity,
-            "cancel_url": params["cancel_url"],
-            "client_reference_id": params.get("client_reference_id"),
-            "created": now,
-            "currency": currency,
-            "customer_email": params.get("customer_email"),
-            "expires_at": expires_at,
-            "livemode": False,
-            "metadata": dict(params.get("metadata") or {}),
-            "mode": "payment",
-            "payment_intent": None,
-            "payment_status": "unpaid",
-            "status": "open",
-            "success_url": params["success_url"],
-            "url": f"{self._checkout_base_url}/c/pay/{session_id}",
+            _check_url(str(required(params, url_param)), url_param)
+        reference = params.get("client_reference_id")
+        if reference is not None and len(str(reference)) > MAX_CLIENT_REFERENCE_ID_LENGTH:
+            raise SandboxError(
+                400,
+                f"Invalid client_reference_id: must be at most {MAX_CLIENT_REFERENCE_ID_LENGTH} characters.",
+                code="string_too_long",
+                param="client_reference_id",
+            )
+        email = params.get("customer_email")
+        if email is not None and "@" not in str(email):
+            raise SandboxError(
+                400, f"Invalid email address: {email}", code="email_invalid", param="customer_email"
+            )
+        intent_data = params.get("payment_intent_data") or {}
+        session_id = objects.new_id("cs")
+        session = objects.checkout_session(
+            id=session_id,
+            amount_subtotal=amount * quantity,
+            amount_total=amount * quantity,
+            cancel_url=params["cancel_url"],
+            client_reference_id=reference,
+            created=now,
+            currency=currency.code,
+            customer_email=email,
+            expires_at=expires_at,
+            metadata=metadata(params.get("metadata"), "metadata"),
+            success_url=params["success_url"],
+            url=f"{self._checkout_base_url}/c/pay/{session_id}",
             # Not Stripe fields: what the sandbox needs to build the intent and the page.
-            "_product_name": (price.get("product_data") or {}).get("name", ""),
-            "_intent_metadata": dict((params.get("payment_intent_data") or {}).get("metadata") or {}),
-        }
+            _product_name=str(name),
+            _intent_metadata=metadata(intent_data.get("metadata"), "payment_intent_data[metadata]"),
+        )
+        # Checked as Stripe would; not kept, since the sandbox has no product objects.
+        metadata(product.get("metadata"), "line_items[0][price_data][product_data][metadata]")
         self._store(self.sessions, session)
         return self.render(session, False)
 
@@ -129,19 +148,20 @@ class StripeState:
             session = self._session(session_id)
             if session["status"] != "open":
                 raise SandboxError(400, f"This Checkout Session is {session['status']} and cannot be paid.")
-            intent = {
-                "id": _id("pi"),
-                "object": "payment_intent",
-                "amount": session["amount_total"],
-                "currency": session["currency"],
-                "created": int(time.time()),
-                "latest_charge": None,
-                "livemode": False,
-                "metadata": dict(session["_intent_metadata"]),
-                "status": "processing" if delayed else "succeeded",
-            }
+            intent = objects.payment_intent(
+                amount=session["amount_total"],
+                created=int(time.time()),
+                currency=session["currency"],
+                metadata=dict(session["_intent_metadata"]),
+                status="processing" if delayed else "succeeded",
+            )
             self._store(self.intents, intent)
-            session.update(status="complete", url=None, payment_intent=intent["id"])
+            session.update(
+                status="complete",
+                url=None,
+                payment_intent=intent["id"],
+                customer_details=objects.customer_details(session["customer_email"]),
+            )
             if not delayed:
                 self._charge(intent)
                 session["payment_status"] = "paid"
@@ -181,22 +201,21 @@ class StripeState:
             reason = params.get("reason")
             if reason is not None and reason not in REFUND_REASONS:
                 raise SandboxError(400, f"Invalid reason: {reason}.", param="reason")
-            refund = {
-                "id": _id("re"),
-                "object": "refund",
-                "amount": amount,
-                "charge": charge["id"],
-                "created": int(time.time()),
-                "currency": charge["currency"],
-                "metadata": dict(params.get("metadata") or {}),
-                "payment_intent": charge["payment_intent"],
-                "reason": reason,
-                "status": "succeeded",
-            }
+            refund = objects.refund(
+                amount=amount,
+                charge=charge["id"],
+                created=int(time.time()),
+                currency=charge["currency"],
+                metadata=metadata(params.get("metadata"), "metadata"),
+                payment_intent=charge["payment_intent"],
+                payment_method=charge["payment_method"],
+                reason=reason,
+            )
             self._store(self.refunds, refund)
+            before = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
             charge["amount_refunded"] += amount
             charge["refunded"] = charge["amount_refunded"] == charge["amount"]
-            self._emit("charge.refunded", copy.deepcopy(charge), notify)
+            self._emit("charge.refunded", copy.deepcopy(charge), notify, previous=before)
             rendered = copy.deepcopy(refund)
             if expand_charge:
                 rendered["charge"] = copy.deepcopy(charge)
@@ -253,6 +272,13 @@ class StripeState:
         with self._lock:
             return self.render(self._session(session_id), expand_intent)
 
+    def refund(self, refund_id: str) -> Json:
+        with self._lock:
+            found = self.refunds.get(refund_id)
+            if found is None:
+                raise SandboxError(404, f"No such refund: '{refund_id}'", code="resource_missing", param="id")
+            return copy.deepcopy(found)
+
     def _session(self, session_id: str) -> Json:
         session = self.sessions.get(session_id)
         if session is None:
@@ -271,28 +297,29 @@ class StripeState:
         return charge
 
     def _charge(self, intent: Json) -> None:
-        charge = {
-            "id": _id("ch"),
-            "object": "charge",
-            "amount": intent["amount"],
-            "amount_captured": intent["amount"],
-            "amount_refunded": 0,
-            "created": int(time.time()),
-            "currency": intent["currency"],
-            "livemode": False,
-            "metadata": dict(intent["metadata"]),
-            "paid": True,
-            "payment_intent": intent["id"],
-            "refunded": False,
-            "status": "succeeded",
-        }
+        charge = objects.charge(
+            amount=intent["amount"],
+            amount_captured=intent["amount"],
+            created=int(time.time()),
+            currency=intent["currency"],
+            metadata=dict(intent["metadata"]),
+            payment_intent=intent["id"],
+            payment_method=intent["payment_method"],
+        )
         self._store(self.charges, charge)
-        intent["latest_charge"] = charge["id"]
+        intent.update(latest_charge=charge["id"], amount_received=intent["amount"])
 
     def render(self, session: Json, expand_intent: bool = False) -> Json:
-        """A copy without the sandbox's own fields (nested dicts copied too: callers may change them)."""
+        """A copy without the sandbox's own fields.
+
+        Its objects and lists are copied too (callers may change them); what they hold is shared,
+        since the sandbox replaces nested values rather than changing them, and a deep copy of
+        Stripe's seventy fields would cost a benchmark's Stripe stand-in several times the CPU.
+        """
         rendered: Json = {
-            k: (dict(v) if isinstance(v, dict) else v) for k, v in session.items() if not k.startswith("_")
+            k: dict(v) if type(v) is dict else list(v) if type(v) is list else v
+            for k, v in session.items()
+            if k[0] != "_"
         }
         intent_id = session["payment_intent"]
         if expand_intent and intent_id:
@@ -308,18 +335,17 @@ class StripeState:
         self._order[obj["id"]] = self._seq
         table[obj["id"]] = obj
 
-    def _emit(self, event_type: str, obj: Json, notify: bool = True) -> None:
-        event: Json = {
-            "id": _id("evt"),
-            "object": "event",
-            "api_version": API_VERSION,
-            "created": int(time.time()),
-            "data": {"object": obj},
-            "livemode": False,
-            "pending_webhooks": 1 if notify else 0,
-            "request": {"id": None, "idempotency_key": None},
-            "type": event_type,
-        }
+    def _emit(self, event_type: str, obj: Json, notify: bool = True, previous: Json | None = None) -> None:
+        data: Json = {"object": obj}
+        if previous is not None:
+            data["previous_attributes"] = previous
+        event = objects.event(
+            api_version=API_VERSION,
+            created=int(time.time()),
+            data=data,
+            pending_webhooks=1 if notify else 0,
+            type=event_type,
+        )
         self._seq += 1
         self._order[event["id"]] = self._seq
         self.events.append(event)
@@ -330,9 +356,109 @@ class StripeState:
 
 def integer_param(value: Any, param: str) -> int:
     """A form value as Stripe reads an integer parameter, or Stripe's error."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+    text = str(value)
+    if isinstance(value, dict | list) or not text.lstrip("-").isdigit() or len(text) > 20:
         raise SandboxError(
-            400, f"Invalid integer: {value}", code="parameter_invalid_integer", param=param
+            400, f"Invalid integer: {text[:40]}", code="parameter_invalid_integer", param=param
+        )
+    return int(text)
+
+
+def required(params: Json, name: str, param: str | None = None) -> Any:
+    """A required parameter, or Stripe's error for a missing or empty one."""
+    param = param or name
+    if name not in params:
+        raise SandboxError(400, f"Missing required param: {param}.", code="parameter_missing", param=param)
+    if params[name] == "":
+        raise SandboxError(
+            400,
+            f"You passed an empty string for '{param}'. We assume empty values are an attempt to unset "
+            f"a parameter; however '{param}' cannot be unset. You should remove '{param}' from your "
+            "request or supply a non-empty value.",
+            code="parameter_invalid_empty",
+            param=param,
+        )
+    return params[name]
+
+
+def metadata(given: Any, param: str) -> dict[str, str]:
+    """Stripe's metadata rules; an empty value unsets its key, so it is simply not kept."""
+    if given in (None, ""):
+        return {}
+    if not isinstance(given, dict):
+        raise SandboxError(400, "Invalid metadata: must be an object of keys and values.", param=param)
+    if len(given) > METADATA_MAX_KEYS:
+        raise SandboxError(
+            400, f"Invalid metadata: metadata cannot have more than {METADATA_MAX_KEYS} keys.", param=param
+        )
+    kept = {}
+    for key, value in given.items():
+        if not isinstance(value, str):
+            raise SandboxError(400, "Invalid metadata: values must be strings.", param=f"{param}[{key}]")
+        if not key or len(key) > METADATA_MAX_KEY_LENGTH or "[" in key or "]" in key:
+            raise SandboxError(
+                400,
+                f"Invalid metadata key {key[:60]!r}: keys are 1 to {METADATA_MAX_KEY_LENGTH} characters "
+                "and cannot contain square brackets.",
+                param=f"{param}[{key[:60]}]",
+            )
+        if len(value) > METADATA_MAX_VALUE_LENGTH:
+            raise SandboxError(
+                400,
+                f"Invalid metadata value for {key!r}: "
+                f"values are at most {METADATA_MAX_VALUE_LENGTH} characters.",
+                param=f"{param}[{key}]",
+            )
+        if value:
+            kept[key] = value
+    return kept
+
+
+def _currency(code: Any) -> Currency:
+    try:
+        return Currency.of(str(code))
+    except AmountError:
+        raise SandboxError(
+            400,
+            f"Invalid currency: {str(code).lower()[:12]}. Stripe currently supports these currencies: "
+            + ", ".join(sorted(SUPPORTED)),
+            param="line_items[0][price_data][currency]",
         ) from None
+
+
+def _check_amount(currency: Currency, unit_amount: int, total: int, param: str) -> None:
+    if unit_amount < 0 or unit_amount % currency.step:
+        raise SandboxError(
+            400,
+            f"Invalid {currency.code} amount {unit_amount}: amounts must be multiples of {currency.step}.",
+            code="parameter_invalid_integer",
+            param=param,
+        )
+    if total < currency.minimum:
+        raise SandboxError(
+            400,
+            "The Checkout Session's total amount due must add up to at least "
+            f"{currency.display(currency.minimum)} {currency.code}",
+            code="amount_too_small",
+            param=param,
+        )
+    if total > currency.maximum:
+        raise SandboxError(
+            400,
+            "The Checkout Session's total amount due must be no more than "
+            f"{currency.display(currency.maximum)} {currency.code}",
+            code="amount_too_large",
+            param=param,
+        )
+
+
+def _check_url(url: str, param: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise SandboxError(400, "Not a valid URL", code="url_invalid", param=param)
+    if len(url) > MAX_URL_LENGTH:
+        raise SandboxError(
+            400,
+            f"Invalid URL: URL must be {MAX_URL_LENGTH} characters or less.",
+            code="url_invalid",
+            param=param,
+        )
