@@ -88,3 +88,21 @@ def test_signing_secret_must_decode_to_a_real_key() -> None:
 def test_live_keys_are_recognised() -> None:
     assert Settings.from_env({**REQUIRED, "STRIPE_SECRET_KEY": "sk_live_x"}).stripe_live_mode
     assert not Settings.from_env(REQUIRED).stripe_live_mode
+
+
+def test_retention_and_deployment_default_and_are_validated() -> None:
+    defaults = Settings.from_env(REQUIRED)
+    assert (defaults.payment_retention_seconds, defaults.payments_deployment) == (3 * 86400, "default")
+    short = Settings.from_env(
+        {**REQUIRED, "PAYMENT_RETENTION_SECONDS": "30", "PAYMENTS_DEPLOYMENT": "eu-2.live"}
+    )
+    assert (short.payment_retention_seconds, short.payments_deployment) == (30, "eu-2.live")
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**REQUIRED, "PAYMENT_RETENTION_SECONDS": "29", "PAYMENTS_DEPLOYMENT": "it's mine"})
+    assert {p.split()[0] for p in caught.value.problems} == {
+        "PAYMENT_RETENTION_SECONDS",
+        "PAYMENTS_DEPLOYMENT",
+    }
+    for bad in ("x" * 41, "-lead", "a b", "a'b"):
+        with pytest.raises(ConfigError, match="PAYMENTS_DEPLOYMENT"):
+            Settings.from_env({**REQUIRED, "PAYMENTS_DEPLOYMENT": bad})
