@@ -71,6 +71,18 @@ class Payment:
         return dataclasses.replace(self, version=self.version + 1, updated_at=now, **changes)  # type: ignore[arg-type]
 
 
+def first_version(now: int) -> int:
+    """The version of a payment Redis did not hold: the Unix time, then one more per change.
+
+    Redis forgets a booking (its retention ended, or a rollback lost it) but a receiver does not:
+    a booking paid again after its expired checkout left Redis, or rebuilt from Stripe, must
+    announce versions above those it announced before, or receivers that keep the highest
+    version would drop them. A payment changes far less than once a second, so a clock start
+    stays above every earlier version of the booking.
+    """
+    return now
+
+
 @dataclass(frozen=True)
 class Change:
     """A new state for a payment and the event that announces it."""

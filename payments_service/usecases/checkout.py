@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit
 from ..domain.errors import Conflict, InvalidRequest, NotFound, VersionConflict
 from ..domain.events import build_event
 from ..domain.facts import CheckoutRequest, SessionOutcome
-from ..domain.payments import LOCKED_IN, Change, Payment, PaymentStatus, cancel
+from ..domain.payments import LOCKED_IN, Change, Payment, PaymentStatus, cancel, first_version
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -182,6 +182,7 @@ class CheckoutService:
             expires_at=session.expires_at,
             created_at=now,
             updated_at=now,
+            version=first_version(now),
             attempt=attempt,
             sessions=(session.id,),
         )
