@@ -31,6 +31,8 @@ class SessionFact:
     amount_total: int | None = None
     currency: str | None = None
     payment_intent: str | None = None
+    # The deployment named in the session's metadata: whose session it is (None: not this service's).
+    deployment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class CheckoutRequest:
     cancel_url: str
     customer_email: str | None
     metadata: Mapping[str, str]
+    # Which deployment opens it: written on the session and its PaymentIntent (see Settings).
+    deployment: str = "default"
 
 
 @dataclass(frozen=True)

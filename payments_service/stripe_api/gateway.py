@@ -16,7 +16,7 @@ from ..domain.errors import StripeFailure
 from ..domain.facts import CheckoutRequest, CheckoutSession, Refund, SessionFact, SessionOutcome
 from ..observability import logs, metrics
 from ..settings import Settings
-from .parsing import HANDLED_EVENT_TYPES, InvalidWebhook, StripeEvent, parse_event, session_fact
+from .parsing import HANDLED_EVENT_TYPES, OWNER_KEY, InvalidWebhook, StripeEvent, parse_event, session_fact
 from .requests_transport import POOL_SIZE, requests_http_client
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ class StripeGateway:
         return cls(client, settings.stripe_webhook_secrets, transport=http_client.name)
 
     def create_checkout_session(self, req: CheckoutRequest, idempotency_key: str) -> CheckoutSession:
-        """Open a hosted payment page for one booking."""
+        """Open a hosted payment page for one booking, marked as this deployment's."""
+        ours = {"booking_id": req.booking_id, OWNER_KEY: req.deployment}
         params: dict[str, Any] = {
             "mode": "payment",
             "line_items": [
@@ -73,8 +74,8 @@ class StripeGateway:
             ],
             "expires_at": req.expires_at,
             "client_reference_id": req.booking_id,
-            "metadata": {**req.metadata, "booking_id": req.booking_id},
-            "payment_intent_data": {"metadata": {"booking_id": req.booking_id}},
+            "metadata": {**req.metadata, **ours},
+            "payment_intent_data": {"metadata": ours},
             "success_url": req.success_url,
             "cancel_url": req.cancel_url,
         }

@@ -15,6 +15,8 @@ HANDLED_EVENT_TYPES = (
     "checkout.session.expired",
     "charge.refunded",
 )
+# The metadata key naming the deployment that opened a session (on it and on its PaymentIntent).
+OWNER_KEY = "payments_service"
 # How a completed session's "unpaid" payment intent tells a delayed method apart from a failed one.
 _INTENT_OUTCOME = {
     "succeeded": SessionOutcome.PAID,
@@ -57,6 +59,7 @@ def session_fact(session: Mapping[str, Any], outcome: SessionOutcome | None = No
         amount_total=session.get("amount_total"),
         currency=session.get("currency"),
         payment_intent=intent_id,
+        deployment=metadata.get(OWNER_KEY),
     )
 
 

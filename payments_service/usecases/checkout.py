@@ -168,6 +168,7 @@ class CheckoutService:
             cancel_url=cancel_url,
             customer_email=req.customer_email,
             metadata=req.metadata,
+            deployment=self._settings.payments_deployment,
         )
         session = self._stripe.create_checkout_session(checkout, idempotency_key(checkout, attempt))
         now = int(time.time())
