@@ -21,6 +21,7 @@ from .storage.pipelining import Pipelined
 from .storage.store import PaymentStore
 from .stripe_api.gateway import StripeGateway
 from .usecases.checkout import CheckoutService
+from .usecases.ledger import Ledger
 from .usecases.reconcile import Reconciler
 from .usecases.refunds import RefundService
 from .usecases.stripe_facts import StripeFactsService
@@ -98,7 +99,8 @@ def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis |
     outbox = Outbox(redis, deliveries)
     store = PaymentStore(redis, trips(redis.connection_pool))
     stripe = StripeGateway.from_settings(settings, gevent=runtime is Runtime.GEVENT)
-    facts = StripeFactsService(store, stripe, published=metrics.payment_event_published)
+    ledger = Ledger(store, stripe, settings.payments_deployment)
+    facts = StripeFactsService(store, stripe, ledger, published=metrics.payment_event_published)
     return Components(
         settings=settings,
         runtime=runtime,

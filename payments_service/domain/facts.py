@@ -36,6 +36,20 @@ class SessionFact:
 
 
 @dataclass(frozen=True)
+class SessionRecord:
+    """A Checkout Session as Stripe keeps it: enough to rebuild the payment it belongs to."""
+
+    fact: SessionFact
+    created: int
+    expires_at: int
+    url: str | None
+    description: str
+    # From its PaymentIntent's charge, when it has one: refunded so far, and when it was paid.
+    amount_refunded: int = 0
+    paid_at: int | None = None
+
+
+@dataclass(frozen=True)
 class RefundFact:
     """Stripe's word on how much of a payment intent's charge is refunded in all."""
 

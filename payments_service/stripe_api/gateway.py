@@ -13,15 +13,34 @@ import requests
 import stripe
 
 from ..domain.errors import StripeFailure
-from ..domain.facts import CheckoutRequest, CheckoutSession, Refund, SessionFact, SessionOutcome
+from ..domain.facts import (
+    CheckoutRequest,
+    CheckoutSession,
+    Refund,
+    SessionFact,
+    SessionOutcome,
+    SessionRecord,
+)
 from ..observability import logs, metrics
 from ..settings import Settings
-from .parsing import HANDLED_EVENT_TYPES, OWNER_KEY, InvalidWebhook, StripeEvent, parse_event, session_fact
+from .parsing import (
+    HANDLED_EVENT_TYPES,
+    OWNER_KEY,
+    InvalidWebhook,
+    StripeEvent,
+    parse_event,
+    session_fact,
+    session_record,
+)
 from .requests_transport import POOL_SIZE, requests_http_client
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_TOLERANCE_SECONDS = 300
+# What a session is retrieved with when its payment must be rebuilt from it.
+RECORD = ["line_items", "payment_intent.latest_charge"]
+# A booking has a handful of payment intents; more pages than this is not a booking's.
+MAX_SEARCH_PAGES = 5
 
 
 class StripeGateway:
@@ -94,6 +113,39 @@ class StripeGateway:
         return session_fact(
             self._request("checkout.sessions.retrieve", "get", path, {"expand": ["payment_intent"]})
         )
+
+    def session_record(self, session_id: str) -> SessionRecord:
+        """A session with what rebuilding its payment needs: line items, its intent's charge."""
+        path = f"/v1/checkout/sessions/{quote(session_id, safe='')}"
+        return session_record(self._request("checkout.sessions.retrieve", "get", path, {"expand": RECORD}))
+
+    def find_booking_intents(self, booking_id: str, deployment: str) -> list[str]:
+        """The PaymentIntents a deployment's sessions made for a booking (paid, or tried to be).
+
+        Stripe's search is eventually consistent: an intent can take up to a minute to appear.
+        """
+        query = " AND ".join(
+            f"metadata['{key}']:'{_quoted(value)}'"
+            for key, value in (("booking_id", booking_id), (OWNER_KEY, deployment))
+        )
+        intents: list[str] = []
+        page: str | None = None
+        for _ in range(MAX_SEARCH_PAGES):
+            params: dict[str, Any] = {"query": query, "limit": 100}
+            if page:
+                params["page"] = page
+            found = self._request("payment_intents.search", "get", "/v1/payment_intents/search", params)
+            intents += [intent["id"] for intent in found["data"]]
+            page = found.get("next_page") if found.get("has_more") else None
+            if not page:
+                break
+        return intents
+
+    def sessions_of_intent(self, payment_intent: str) -> list[SessionRecord]:
+        """The Checkout Session (one, in practice) that made a PaymentIntent, with what a rebuild needs."""
+        params = {"payment_intent": payment_intent, "limit": 100, "expand": [f"data.{e}" for e in RECORD]}
+        listed = self._request("checkout.sessions.list", "get", "/v1/checkout/sessions", params)
+        return [session_record(session) for session in listed["data"]]
 
     def expire_session(self, session_id: str) -> SessionFact:
         """Expire an open session; if it is no longer open, say what it is instead."""
@@ -245,3 +297,8 @@ class StripeGateway:
             raise StripeFailure(str(message), exc.request_id, exc.code, exc.http_status) from exc
         finally:
             metrics.observe_stripe_call(operation, outcome, time.perf_counter() - started)
+
+
+def _quoted(value: str) -> str:
+    """A value inside single quotes in Stripe's search query language."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")

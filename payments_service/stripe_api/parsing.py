@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..domain.facts import RefundFact, SessionFact, SessionOutcome
+from ..domain.facts import RefundFact, SessionFact, SessionOutcome, SessionRecord
 
 HANDLED_EVENT_TYPES = (
     "checkout.session.completed",
@@ -43,6 +43,8 @@ class StripeEvent:
     created: int
     fact: SessionFact | RefundFact | None
     booking_hint: str | None
+    # The deployment its object's metadata names (a charge carries its PaymentIntent's metadata).
+    deployment_hint: str | None = None
 
 
 def session_fact(session: Mapping[str, Any], outcome: SessionOutcome | None = None) -> SessionFact:
@@ -60,6 +62,23 @@ def session_fact(session: Mapping[str, Any], outcome: SessionOutcome | None = No
         currency=session.get("currency"),
         payment_intent=intent_id,
         deployment=metadata.get(OWNER_KEY),
+    )
+
+
+def session_record(session: Mapping[str, Any]) -> SessionRecord:
+    """A session retrieved with its line items and its PaymentIntent's charge expanded."""
+    items = (session.get("line_items") or {}).get("data") or [{}]
+    intent = session.get("payment_intent")
+    charge = intent.get("latest_charge") if isinstance(intent, dict) else None
+    charge = charge if isinstance(charge, dict) else {}
+    return SessionRecord(
+        fact=session_fact(session),
+        created=int(session["created"]),
+        expires_at=int(session.get("expires_at") or session["created"]),
+        url=session.get("url"),
+        description=str(items[0].get("description") or ""),
+        amount_refunded=int(charge.get("amount_refunded") or 0),
+        paid_at=int(charge["created"]) if charge.get("created") else None,
     )
 
 
@@ -94,6 +113,7 @@ def parse_event(data: Any) -> StripeEvent:
             raise InvalidWebhook("event has no id or object")
         fact: SessionFact | RefundFact | None = None
         hint: str | None = None
+        metadata = obj.get("metadata") or {}
         if event_type.startswith("checkout.session.") and event_type in HANDLED_EVENT_TYPES:
             fact = session_fact(obj, _EVENT_OUTCOMES.get(event_type))
             hint = fact.booking_id
@@ -101,7 +121,7 @@ def parse_event(data: Any) -> StripeEvent:
             refunds = (obj.get("refunds") or {}).get("data") or []
             reason = refunds[0].get("reason") if refunds and isinstance(refunds[0], dict) else None
             fact = RefundFact(str(obj["payment_intent"]), int(obj.get("amount_refunded") or 0), reason)
-            hint = (obj.get("metadata") or {}).get("booking_id")
-        return StripeEvent(event_id, event_type, created, fact, hint)
+            hint = metadata.get("booking_id")
+        return StripeEvent(event_id, event_type, created, fact, hint, metadata.get(OWNER_KEY))
     except (KeyError, TypeError, ValueError, AttributeError):
         raise InvalidWebhook("body is not a well-formed Stripe event") from None

@@ -37,9 +37,9 @@ class RefundService:
 
     def refund(self, booking_id: str, req: RefundInput, request_key: str | None = None) -> Payment:
         """Refund `req.amount` (default: all that remains); `request_key` makes a retried request safe."""
-        payment = self._store.get(booking_id)
+        payment = self._store.get(booking_id) or self._facts.restore(booking_id)
         if payment is None:
-            raise NotFound(f"no payment for booking {booking_id}")
+            raise NotFound(f"no payment for booking {booking_id}, here or at Stripe")
         if request_key and self._store.refund_request(booking_id, request_key):
             return payment  # this request was already carried out
         if payment.status not in REFUNDABLE or payment.payment_intent is None:

@@ -11,12 +11,23 @@ from ..domain.errors import NotFound, RefundNotYetApplicable
 from ..domain.events import build_event
 from ..domain.facts import RefundFact, SessionFact
 from ..domain.outcomes import ApplyOutcome, ApplyResult
-from ..domain.payments import OPEN, SETTLED, Payment, apply_refund, apply_session, record_duplicate_refund
+from ..domain.payments import (
+    OPEN,
+    SETTLED,
+    Decision,
+    Payment,
+    apply_refund,
+    apply_session,
+    record_duplicate_refund,
+)
+from ..domain.rebuild import adopt, duplicates_to_refund
 
 if TYPE_CHECKING:
+    from ..domain.facts import SessionRecord
     from ..storage.store import PaymentStore
     from ..stripe_api.gateway import StripeGateway
     from ..stripe_api.parsing import StripeEvent
+    from .ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +39,12 @@ class StripeFactsService:
         self,
         store: PaymentStore,
         stripe: StripeGateway,
+        ledger: Ledger,
         published: Callable[[str], None] = lambda event_type: None,
     ) -> None:
         self._store = store
         self._stripe = stripe
+        self.ledger = ledger
         self._published = published  # told the type of every event written to the outbox
 
     def handle_event(self, event: StripeEvent) -> ApplyOutcome | None:
@@ -43,6 +56,8 @@ class StripeFactsService:
             booking_id = self._store.booking_for_intent(fact.payment_intent)
             if booking_id is None and event.booking_hint:
                 known = self._store.get(event.booking_hint)
+                if known is None and event.deployment_hint == self.ledger.deployment:
+                    return self._refund_of_unknown_booking(event.booking_hint, fact, event.id)
                 if known is not None and known.status not in SETTLED:
                     raise RefundNotYetApplicable(
                         f"refund for {event.booking_hint} arrived before its payment; send it again later"
@@ -54,10 +69,21 @@ class StripeFactsService:
     def apply_session_fact(
         self, booking_id: str, fact: SessionFact, stripe_event_id: str | None = None
     ) -> ApplyResult:
-        """Apply a session's outcome; refund a second payment for an already-paid booking, once."""
-        result = self._store.apply(
-            booking_id, lambda p: apply_session(p, fact, int(time.time())), build_event, stripe_event_id
-        )
+        """Apply a session's outcome; refund a second payment for an already-paid booking, once.
+
+        A booking Redis does not hold is rebuilt from Stripe first when the session is ours.
+        """
+        result = self._store.apply(booking_id, self._deciding(fact), build_event, stripe_event_id)
+        if (
+            result.outcome is ApplyOutcome.UNKNOWN_BOOKING
+            and self.ledger.owns(fact)
+            and fact.booking_id == booking_id
+        ):
+            restored = self.ledger.restore(booking_id, before=fact)
+            if restored is not None:
+                result = self.apply_session_fact(booking_id, fact, stripe_event_id)
+                self._refund_duplicates(booking_id, *restored, done=fact.session_id)
+                return result
         if result.outcome is ApplyOutcome.DUPLICATE_PAYMENT and result.duplicate is not None:
             duplicate = result.duplicate
             # The key is per duplicate session: however many triggers race here, Stripe refunds once.
@@ -93,16 +119,62 @@ class StripeFactsService:
         self._count(result)
         return result
 
+    def restore(self, booking_id: str) -> Payment | None:
+        """A booking Redis does not hold, rebuilt from Stripe and stored (for a refund), or None."""
+        restored = self.ledger.restore(booking_id)
+        if restored is None:
+            return None
+        self._refund_duplicates(booking_id, *restored)
+        return self._store.get(booking_id) or restored[0]
+
     def refresh(self, booking_id: str) -> Payment:
-        """Ask Stripe about an open payment's session and apply the answer as a webhook would."""
+        """Ask Stripe about an open payment's session and apply the answer as a webhook would.
+
+        A booking Redis does not hold is answered from Stripe as it stands, and not stored.
+        """
         payment = self._store.get(booking_id)
         if payment is None:
-            raise NotFound(f"no payment for booking {booking_id}")
+            found = self.ledger.lookup(booking_id)
+            if found is None:
+                raise NotFound(f"no payment for booking {booking_id}, here or at Stripe")
+            return found
         if payment.status not in OPEN:
             return payment
         fact = self._stripe.retrieve_session(payment.session_id)
         result = self.apply_session_fact(booking_id, fact)
         return result.payment or payment
+
+    def _deciding(self, fact: SessionFact) -> Callable[[Payment], Decision]:
+        def decide(payment: Payment) -> Decision:
+            now = int(time.time())
+            if (
+                fact.session_id not in payment.sessions
+                and self.ledger.owns(fact)
+                and fact.booking_id == payment.booking_id
+            ):
+                # Ours, for this booking, yet not listed: Redis lost the write that listed it.
+                payment = adopt(payment, fact.session_id, now)
+            return apply_session(payment, fact, now)
+
+        return decide
+
+    def _refund_of_unknown_booking(
+        self, booking_id: str, fact: RefundFact, event_id: str
+    ) -> ApplyOutcome | None:
+        restored = self.ledger.restore(booking_id, before=fact)
+        if restored is None:
+            return None
+        result = self.apply_refund_fact(booking_id, fact, event_id)
+        self._refund_duplicates(booking_id, *restored)
+        return result.outcome
+
+    def _refund_duplicates(
+        self, booking_id: str, payment: Payment, records: list[SessionRecord], done: str | None = None
+    ) -> None:
+        """Other paid sessions a rebuild found that nobody refunded yet: each is a second payment."""
+        for fact in duplicates_to_refund(payment, records):
+            if fact.session_id != done:
+                self.apply_session_fact(booking_id, fact)
 
     def _count(self, result: ApplyResult) -> None:
         if result.event is not None:

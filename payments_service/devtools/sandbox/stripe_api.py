@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Callable
 
+from . import lookups
 from .stripe_state import Json, SandboxError, StripeState, integer_param
 
 
@@ -56,6 +57,9 @@ class StripeApi:
 
     def _route(self, method: str, path: str, params: Json) -> Json:
         parts = path.strip("/").split("/")
+        answer = lookups.route(self, method, parts, params)
+        if answer is not None:
+            return answer
         expand = _expand(params)
         match method, parts:
             case "POST", ["v1", "checkout", "sessions"]:
