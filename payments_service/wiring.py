@@ -97,7 +97,7 @@ def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis |
     redis = redis or redis_client(settings.redis_url, connection_class=connection_class)
     deliveries = DeliveryQueue(redis, settings.event_retry_schedule, settings.event_delivery_timeout)
     outbox = Outbox(redis, deliveries)
-    store = PaymentStore(redis, trips(redis.connection_pool))
+    store = PaymentStore(redis, trips(redis.connection_pool), settings.payment_retention_seconds)
     stripe = StripeGateway.from_settings(settings, gevent=runtime is Runtime.GEVENT)
     ledger = Ledger(store, stripe, settings.payments_deployment)
     facts = StripeFactsService(store, stripe, ledger, published=metrics.payment_event_published)

@@ -13,8 +13,14 @@ from . import compare_and_write as cw
 from . import keys
 
 
-def index_ops(payment: Payment, previous: Payment | None) -> list[cw.Op]:
-    """What else changes with a payment: status index entries and the payment intent's booking."""
+def index_ops(payment: Payment, previous: Payment | None, retention: int | None = None) -> list[cw.Op]:
+    """What else changes with a payment: status index entries, the payment intent's booking and,
+    once it is final, its retention (`retention` seconds; None keeps it).
+
+    A final payment leaves Redis with its intent's entry; the status indexes hold open ones only.
+    A later change (a refund) writes it again with a fresh retention; after it has left, Stripe
+    has it (usecases/ledger.py).
+    """
     ops: list[cw.Op] = []
     if previous is not None and previous.status in OPEN and previous.status is not payment.status:
         ops.append(cw.zrem(keys.status_index(previous.status), payment.booking_id))
@@ -22,6 +28,10 @@ def index_ops(payment: Payment, previous: Payment | None) -> list[cw.Op]:
         ops.append(cw.zadd(keys.status_index(payment.status), payment.booking_id, payment.updated_at))
     if payment.payment_intent and (previous is None or previous.payment_intent != payment.payment_intent):
         ops.append(cw.set_value(keys.intent(payment.payment_intent), payment.booking_id))
+    if retention is not None and payment.status not in OPEN:
+        ops.append(cw.expire(keys.payment(payment.booking_id), retention))
+        if payment.payment_intent:
+            ops.append(cw.expire(keys.intent(payment.payment_intent), retention))
     return ops
 
 
