@@ -207,14 +207,14 @@ class StripeGateway:
         return facts, (sessions[-1]["id"] if page.get("has_more") and sessions else None)
 
     def list_events(
-        self, created_after: int, starting_after: str | None = None
+        self, created_after: int, starting_after: str | None = None, created_until: int | None = None
     ) -> tuple[list[StripeEvent], str | None]:
-        """One page (100) of handled events created after a time, newest first; the cursor if more remain."""
-        params: dict[str, Any] = {
-            "types": list(HANDLED_EVENT_TYPES),
-            "created": {"gt": created_after},
-            "limit": 100,
-        }
+        """One page (100) of handled events created after a time (and up to another), newest first;
+        the cursor if more remain."""
+        created: dict[str, int] = {"gt": created_after}
+        if created_until is not None:
+            created["lte"] = created_until
+        params: dict[str, Any] = {"types": list(HANDLED_EVENT_TYPES), "created": created, "limit": 100}
         if starting_after:
             params["starting_after"] = starting_after
         page = self._request("events.list", "get", "/v1/events", params)
