@@ -25,7 +25,7 @@ _WITHOUT_MONEY = {
 def rebuild(
     booking_id: str,
     records: Sequence[SessionRecord],
-    now: int,
+    clock: float,
     before: SessionFact | None = None,
     refunds: bool = True,
 ) -> Payment | None:
@@ -39,6 +39,7 @@ def rebuild(
     """
     if not records:
         return None
+    now = int(clock)
     money = [
         r
         for r in records
@@ -61,7 +62,7 @@ def rebuild(
         expires_at=0,
         created_at=records[0].created,
         updated_at=now,
-        version=first_version(now),
+        version=first_version(clock),
         attempt=len(records),
         sessions=tuple(r.fact.session_id for r in records),
         duplicates=duplicates,
@@ -127,10 +128,10 @@ def duplicates_to_refund(payment: Payment, records: Sequence[SessionRecord]) -> 
     ]
 
 
-def adopt(payment: Payment, session_id: str, now: int) -> Payment:
+def adopt(payment: Payment, session_id: str, clock: float) -> Payment:
     """A session of ours Redis did not list for the booking: it lost writes, so jump the version."""
     return dataclasses.replace(
-        payment, sessions=(*payment.sessions, session_id), version=max(payment.version, first_version(now))
+        payment, sessions=(*payment.sessions, session_id), version=max(payment.version, first_version(clock))
     )
 
 

@@ -183,7 +183,7 @@ class CheckoutService:
             expires_at=session.expires_at,
             created_at=now,
             updated_at=now,
-            version=first_version(now),
+            version=first_version(time.time()),
             attempt=attempt,
             sessions=(session.id,),
         )

@@ -55,7 +55,7 @@ class Ledger:
 
     def lookup(self, booking_id: str) -> Payment | None:
         """The payment as Stripe shows it now, for a booking Redis does not hold; nothing is stored."""
-        return rebuild(booking_id, self.records(booking_id), int(time.time()))
+        return rebuild(booking_id, self.records(booking_id), time.time())
 
     def restore(
         self, booking_id: str, before: SessionFact | RefundFact | None = None
@@ -69,7 +69,7 @@ class Ledger:
         intent = before.payment_intent if isinstance(before, RefundFact) else None
         records = self.records(booking_id, session.session_id if session else None, intent)
         payment = rebuild(
-            booking_id, records, int(time.time()), before=session, refunds=not isinstance(before, RefundFact)
+            booking_id, records, time.time(), before=session, refunds=not isinstance(before, RefundFact)
         )
         if payment is None:
             return None

@@ -146,15 +146,15 @@ class StripeFactsService:
 
     def _deciding(self, fact: SessionFact) -> Callable[[Payment], Decision]:
         def decide(payment: Payment) -> Decision:
-            now = int(time.time())
+            clock = time.time()
             if (
                 fact.session_id not in payment.sessions
                 and self.ledger.owns(fact)
                 and fact.booking_id == payment.booking_id
             ):
                 # Ours, for this booking, yet not listed: Redis lost the write that listed it.
-                payment = adopt(payment, fact.session_id, now)
-            return apply_session(payment, fact, now)
+                payment = adopt(payment, fact.session_id, clock)
+            return apply_session(payment, fact, int(clock))
 
         return decide
 
