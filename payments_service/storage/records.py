@@ -36,21 +36,45 @@ def index_ops(payment: Payment, previous: Payment | None, retention: int | None 
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Payment))
+# Fields left out while they hold these values: most payments never use them. Redis keeps every
+# payment in flight and every final one for its retention, so bytes per payment are the memory
+# bill (the README's footprint table). The version is always written: the write script reads it.
+_OMITTED_WHEN: dict[str, object] = {
+    "checkout_url": None,
+    "attempt": 1,
+    "payment_intent": None,
+    "paid_at": None,
+    "amount_refunded": 0,
+    "reason": None,
+    "duplicates": {},
+    "cancel_requested": False,
+}
 
 
 def encode(payment: Payment) -> str:
-    """The payment as stored: compact JSON of every field."""
+    """The payment as stored: compact JSON, without fields at their usual values.
+
+    `sessions` is left out too while it is just the current session (the common case).
+    """
     # Not dataclasses.asdict: it deep-copies every field, on the webhook's hot path.
-    data: dict[str, Any] = {name: getattr(payment, name) for name in _FIELDS}
-    data["duplicates"] = dict(payment.duplicates)
+    data: dict[str, Any] = {}
+    for name in _FIELDS:
+        value = getattr(payment, name)
+        if name in _OMITTED_WHEN and value == _OMITTED_WHEN[name]:
+            continue
+        data[name] = value
+    if payment.sessions == (payment.session_id,):
+        del data["sessions"]
+    if "duplicates" in data:
+        data["duplicates"] = dict(payment.duplicates)
     return json.dumps(data, separators=(",", ":"))
 
 
 def decode(raw: bytes | str) -> Payment:
-    """A stored payment read back."""
-    data = json.loads(raw)
+    """A stored payment read back (in either form: every field, or the compact one)."""
+    data = {**_OMITTED_WHEN, "duplicates": {}, **json.loads(raw)}
     data["status"] = PaymentStatus(data["status"])
-    data["sessions"] = tuple(data.get("sessions", ()))
+    data["sessions"] = tuple(data["sessions"]) if "sessions" in data else (data["session_id"],)
     return Payment(**data)
 
 
