@@ -2,130 +2,101 @@
 
 Stripe is the ledger: every session this service opens carries the booking and the deployment,
 so a payment that left Redis (its retention ended, or a Redis restored from an older snapshot
-lost it) can be made again from them. The rules here only read sessions; the use cases find
-them at Stripe and store the result.
+lost it) can be made again from them: as it stood when its checkout opened, plus Stripe's facts
+about it in order. Applied through the usual path, those facts announce what Redis lost;
+applied here, quietly, they give the payment as it stands. The rules only read sessions; the
+use cases find them at Stripe and store the result.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from .facts import SessionFact, SessionOutcome, SessionRecord
-from .payments import Payment, PaymentStatus, first_version
+from .facts import RefundFact, SessionFact, SessionOutcome, SessionRecord
+from .payments import (
+    SETTLED,
+    Change,
+    Decision,
+    Payment,
+    PaymentStatus,
+    apply_refund,
+    apply_session,
+    first_version,
+)
 
 _MONEY = (SessionOutcome.PAID, SessionOutcome.PROCESSING)
-_WITHOUT_MONEY = {
-    SessionOutcome.OPEN: (PaymentStatus.PENDING, None),
-    SessionOutcome.EXPIRED: (PaymentStatus.EXPIRED, "checkout_session_expired"),
-    SessionOutcome.FAILED: (PaymentStatus.FAILED, "async_payment_failed"),
-}
 
 
-def rebuild(
-    booking_id: str,
-    records: Sequence[SessionRecord],
-    clock: float,
-    before: SessionFact | None = None,
-    refunds: bool = True,
-) -> Payment | None:
-    """The booking's payment as its sessions show it (oldest first); None without sessions.
+@dataclass(frozen=True)
+class Rebuilt:
+    """A booking's payment as its checkout opened it, and what Stripe says happened since."""
 
-    `before` is a fact about to be applied: the payment is made as it stood before it, so that
-    applying it announces the change. `refunds` False leaves refunds out, for a refund fact that
-    is about to bring the charge's refunded total. The booking's payment is its oldest session
-    that took money and still holds it; other sessions that took money are duplicates (those
-    already refunded are recorded so; the rest are refunded when their completion is applied).
+    payment: Payment
+    # The booking's session's outcome (and its charge's refunds), in the order they happened.
+    facts: tuple[SessionFact | RefundFact, ...]
+    # Other sessions that took money and still hold it: second payments, to be refunded.
+    duplicates: tuple[SessionFact, ...]
+    paid_at: int | None
+
+
+def rebuild(booking_id: str, records: Sequence[SessionRecord], clock: float) -> Rebuilt | None:
+    """The payment from its sessions (oldest first); None without any.
+
+    The booking's session is its oldest that took money and still holds it (else the oldest
+    that took money, else the newest): a second payment is refunded whole, so the one still
+    holding money is the one that was kept. Other sessions that took money are duplicates: those
+    already refunded are recorded so, the rest are handed back to be refunded.
     """
     if not records:
         return None
-    now = int(clock)
-    money = [
-        r
-        for r in records
-        if r.fact.outcome in _MONEY
-        and r.fact.payment_intent
-        and (before is None or r.fact.session_id != before.session_id)
-    ]
+    money = [r for r in records if r.fact.outcome in _MONEY and r.fact.payment_intent]
     holding = [r for r in money if not _fully_refunded(r)]
-    primary = holding[0] if holding else money[0] if money else None
-    # The refund ids of duplicates refunded before Redis lost them are at Stripe, not here.
-    duplicates = {r.fact.session_id: "" for r in money if r is not primary and _fully_refunded(r)}
-    base = Payment(
+    chosen = holding[0] if holding else money[0] if money else records[-1]
+    fact = chosen.fact
+    opened = Payment(
         booking_id=booking_id,
         status=PaymentStatus.PENDING,
-        amount=0,
-        currency="",
-        description=next((r.description for r in reversed(records) if r.description), ""),
-        session_id="",
-        checkout_url=None,
-        expires_at=0,
+        amount=fact.amount_total or 0,
+        currency=fact.currency or "",
+        description=chosen.description or next((r.description for r in records if r.description), ""),
+        session_id=fact.session_id,
+        checkout_url=chosen.url if fact.outcome is SessionOutcome.OPEN else None,
+        expires_at=chosen.expires_at,
         created_at=records[0].created,
-        updated_at=now,
+        updated_at=int(clock),
         version=first_version(clock),
         attempt=len(records),
         sessions=tuple(r.fact.session_id for r in records),
-        duplicates=duplicates,
+        # The refund ids of duplicates refunded before Redis lost them are at Stripe, not here.
+        duplicates={r.fact.session_id: "" for r in money if r is not chosen and _fully_refunded(r)},
     )
-    if primary is not None:
-        return _with_money(base, primary, now, refunds)
-    return _without_money(base, records[-1], before)
+    facts: list[SessionFact | RefundFact] = []
+    if fact.outcome is SessionOutcome.FAILED:
+        facts.append(dataclasses.replace(fact, outcome=SessionOutcome.PROCESSING))  # failed from processing
+    if fact.outcome is not SessionOutcome.OPEN:
+        facts.append(fact)
+    if chosen.amount_refunded and fact.payment_intent:
+        facts.append(RefundFact(fact.payment_intent, chosen.amount_refunded))
+    duplicates = tuple(r.fact for r in holding if r is not chosen and r.fact.outcome is SessionOutcome.PAID)
+    return Rebuilt(opened, tuple(facts), duplicates, chosen.paid_at)
 
 
-def _with_money(base: Payment, record: SessionRecord, now: int, refunds: bool) -> Payment:
-    fact = record.fact
-    paid = fact.outcome is SessionOutcome.PAID
-    amount = fact.amount_total or 0
-    refunded = min(record.amount_refunded, amount) if refunds and paid else 0
-    status = PaymentStatus.PAID if paid else PaymentStatus.PROCESSING
-    if refunded:
-        status = PaymentStatus.REFUNDED if refunded >= amount else PaymentStatus.PARTIALLY_REFUNDED
-    return dataclasses.replace(
-        base,
-        status=status,
-        amount=amount,
-        currency=fact.currency or "",
-        session_id=fact.session_id,
-        expires_at=record.expires_at,
-        payment_intent=fact.payment_intent,
-        paid_at=(record.paid_at or now) if paid else None,
-        amount_refunded=refunded,
-    )
-
-
-def _without_money(base: Payment, latest: SessionRecord, before: SessionFact | None) -> Payment:
-    """The newest session decides; the one a fact is about to change is still open (or processing)."""
-    fact = latest.fact
-    if before is not None and before.session_id == fact.session_id:
-        # A delayed payment fails from processing; anything else happens to an open session.
-        failing = before.outcome is SessionOutcome.FAILED
-        status, reason, url = (PaymentStatus.PROCESSING if failing else PaymentStatus.PENDING), None, None
-    else:
-        status, reason = _WITHOUT_MONEY.get(fact.outcome, (PaymentStatus.PENDING, None))
-        url = latest.url if fact.outcome is SessionOutcome.OPEN else None
-    return dataclasses.replace(
-        base,
-        status=status,
-        amount=fact.amount_total or 0,
-        currency=fact.currency or "",
-        session_id=fact.session_id,
-        checkout_url=url,
-        expires_at=latest.expires_at,
-        payment_intent=fact.payment_intent if status is PaymentStatus.PROCESSING else None,
-        reason=reason,
-    )
-
-
-def duplicates_to_refund(payment: Payment, records: Sequence[SessionRecord]) -> list[SessionFact]:
-    """Sessions of a rebuilt payment that took money that it does not keep, nor has given back."""
-    return [
-        r.fact
-        for r in records
-        if r.fact.outcome is SessionOutcome.PAID
-        and r.fact.session_id != payment.session_id
-        and r.fact.session_id not in payment.duplicates
-        and not _fully_refunded(r)
-    ]
+def current(rebuilt: Rebuilt, clock: float, refunds: bool = True) -> Payment:
+    """The payment as it stands: Stripe's facts applied quietly (`refunds` False leaves refunds out)."""
+    now, payment = int(clock), rebuilt.payment
+    for fact in rebuilt.facts:
+        decision: Decision
+        if isinstance(fact, RefundFact):
+            decision = apply_refund(payment, fact, now) if refunds else None
+        else:
+            decision = apply_session(payment, fact, now)
+        if isinstance(decision, Change):
+            payment = decision.payment
+    if payment.status in SETTLED and rebuilt.paid_at is not None:
+        payment = dataclasses.replace(payment, paid_at=rebuilt.paid_at)
+    return payment
 
 
 def adopt(payment: Payment, session_id: str, clock: float) -> Payment:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..domain.errors import VersionConflict
 from ..domain.facts import RefundFact, SessionFact, SessionRecord
 from ..domain.payments import Payment
-from ..domain.rebuild import rebuild
+from ..domain.rebuild import Rebuilt, current, rebuild
 
 if TYPE_CHECKING:
     from ..storage.store import PaymentStore
@@ -55,34 +55,42 @@ class Ledger:
 
     def lookup(self, booking_id: str) -> Payment | None:
         """The payment as Stripe shows it now, for a booking Redis does not hold; nothing is stored."""
-        return rebuild(booking_id, self.records(booking_id), time.time())
+        clock = time.time()
+        rebuilt = rebuild(booking_id, self.records(booking_id), clock)
+        return current(rebuilt, clock) if rebuilt is not None else None
 
-    def restore(
-        self, booking_id: str, before: SessionFact | RefundFact | None = None
-    ) -> tuple[Payment, list[SessionRecord]] | None:
+    def restore(self, booking_id: str, before: SessionFact | RefundFact | None = None) -> Rebuilt | None:
         """Rebuild the payment and store it, announcing nothing; None if Stripe has none of ours.
 
-        With a fact about to be applied (`before`), the payment is made as it stood before it,
-        so that applying the fact afterwards changes it and announces the change.
+        Before a session fact, the payment is stored as its checkout opened it: the caller applies
+        Stripe's facts (`Rebuilt.facts`) and its own through the usual path, which announces what
+        Redis lost. Otherwise it is stored as it stands (before a refund fact, without refunds:
+        that fact brings the total).
         """
         session = before if isinstance(before, SessionFact) else None
         intent = before.payment_intent if isinstance(before, RefundFact) else None
-        records = self.records(booking_id, session.session_id if session else None, intent)
-        payment = rebuild(
-            booking_id, records, time.time(), before=session, refunds=not isinstance(before, RefundFact)
+        clock = time.time()
+        rebuilt = rebuild(
+            booking_id, self.records(booking_id, session.session_id if session else None, intent), clock
         )
-        if payment is None:
+        if rebuilt is None:
             return None
+        payment = rebuilt.payment
+        if session is None:
+            payment = current(rebuilt, clock, refunds=not isinstance(before, RefundFact))
         try:
             self._store.save(payment, None)
         except VersionConflict:
-            stored = self._store.get(booking_id)  # rebuilt by a concurrent request, or written by a checkout
-            if stored is None:
-                raise
-            return stored, records
+            # Rebuilt meanwhile by a concurrent request, or opened again by a checkout: the facts
+            # still apply to it, and change nothing they already changed.
+            return rebuilt
         log.warning(
             "rebuilt a payment from Stripe",
-            extra={"booking_id": booking_id, "status": payment.status.value, "sessions": len(records)},
+            extra={
+                "booking_id": booking_id,
+                "status": payment.status.value,
+                "session_id": payment.session_id,
+            },
         )
         self._store.count_stat("rebuilt")
-        return payment, records
+        return rebuilt

@@ -20,10 +20,9 @@ from ..domain.payments import (
     apply_session,
     record_duplicate_refund,
 )
-from ..domain.rebuild import adopt, duplicates_to_refund
+from ..domain.rebuild import Rebuilt, adopt
 
 if TYPE_CHECKING:
-    from ..domain.facts import SessionRecord
     from ..storage.store import PaymentStore
     from ..stripe_api.gateway import StripeGateway
     from ..stripe_api.parsing import StripeEvent
@@ -79,11 +78,9 @@ class StripeFactsService:
             and self.ledger.owns(fact)
             and fact.booking_id == booking_id
         ):
-            restored = self.ledger.restore(booking_id, before=fact)
-            if restored is not None:
-                result = self.apply_session_fact(booking_id, fact, stripe_event_id)
-                self._refund_duplicates(booking_id, *restored, done=fact.session_id)
-                return result
+            rebuilt = self.ledger.restore(booking_id, before=fact)
+            if rebuilt is not None:
+                return self._replay(booking_id, rebuilt, fact, stripe_event_id)
         if result.outcome is ApplyOutcome.DUPLICATE_PAYMENT and result.duplicate is not None:
             duplicate = result.duplicate
             # The key is per duplicate session: however many triggers race here, Stripe refunds once.
@@ -121,11 +118,11 @@ class StripeFactsService:
 
     def restore(self, booking_id: str) -> Payment | None:
         """A booking Redis does not hold, rebuilt from Stripe and stored (for a refund), or None."""
-        restored = self.ledger.restore(booking_id)
-        if restored is None:
+        rebuilt = self.ledger.restore(booking_id)
+        if rebuilt is None:
             return None
-        self._refund_duplicates(booking_id, *restored)
-        return self._store.get(booking_id) or restored[0]
+        self._refund_duplicates(booking_id, rebuilt)
+        return self._store.get(booking_id)
 
     def refresh(self, booking_id: str) -> Payment:
         """Ask Stripe about an open payment's session and apply the answer as a webhook would.
@@ -158,21 +155,36 @@ class StripeFactsService:
 
         return decide
 
+    def _replay(
+        self, booking_id: str, rebuilt: Rebuilt, trigger: SessionFact, stripe_event_id: str | None
+    ) -> ApplyResult:
+        """Stripe's facts about a rebuilt payment, announced in order; then the fact that brought it."""
+        replayed = [
+            self.apply_session_fact(booking_id, f)
+            if isinstance(f, SessionFact)
+            else self.apply_refund_fact(booking_id, f)
+            for f in rebuilt.facts
+        ]
+        result = self.apply_session_fact(booking_id, trigger, stripe_event_id)
+        self._refund_duplicates(booking_id, rebuilt, done=trigger.session_id)
+        applied = [r for r in replayed if r.outcome is ApplyOutcome.APPLIED]
+        if result.outcome is ApplyOutcome.UNCHANGED and applied:
+            return applied[-1]  # the trigger's change was among Stripe's facts
+        return result
+
     def _refund_of_unknown_booking(
         self, booking_id: str, fact: RefundFact, event_id: str
     ) -> ApplyOutcome | None:
-        restored = self.ledger.restore(booking_id, before=fact)
-        if restored is None:
+        rebuilt = self.ledger.restore(booking_id, before=fact)
+        if rebuilt is None:
             return None
         result = self.apply_refund_fact(booking_id, fact, event_id)
-        self._refund_duplicates(booking_id, *restored)
+        self._refund_duplicates(booking_id, rebuilt)
         return result.outcome
 
-    def _refund_duplicates(
-        self, booking_id: str, payment: Payment, records: list[SessionRecord], done: str | None = None
-    ) -> None:
+    def _refund_duplicates(self, booking_id: str, rebuilt: Rebuilt, done: str | None = None) -> None:
         """Other paid sessions a rebuild found that nobody refunded yet: each is a second payment."""
-        for fact in duplicates_to_refund(payment, records):
+        for fact in rebuilt.duplicates:
             if fact.session_id != done:
                 self.apply_session_fact(booking_id, fact)
 

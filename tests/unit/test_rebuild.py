@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from payments_service.domain.facts import SessionFact, SessionOutcome, SessionRecord
-from payments_service.domain.payments import Change, PaymentStatus, apply_session
-from payments_service.domain.rebuild import adopt, duplicates_to_refund, rebuild
+from payments_service.domain.facts import RefundFact, SessionFact, SessionOutcome, SessionRecord
+from payments_service.domain.payments import DuplicatePayment, PaymentStatus, apply_session
+from payments_service.domain.rebuild import adopt, current, rebuild
 from payments_service.usecases.checkout import idempotency_key
 from tests.support.payments import NOW, pending_payment
 from tests.unit.test_idempotency_keys import REQUEST
@@ -36,61 +36,72 @@ def test_nothing_at_stripe_rebuilds_nothing() -> None:
     assert rebuild("bk_1", [], NOW) is None
 
 
-def test_a_paid_session_rebuilds_a_paid_payment_with_its_refunds_and_a_fresh_version() -> None:
-    payment = rebuild("bk_1", [record("cs_1", SessionOutcome.PAID, NOW - 600, refunded=1000)], NOW)
-    assert payment is not None
-    assert (payment.status, payment.amount, payment.amount_refunded) == (
-        PaymentStatus.PARTIALLY_REFUNDED,
+def test_a_paid_session_rebuilds_as_opened_plus_stripe_s_facts_with_a_fresh_version() -> None:
+    rebuilt = rebuild("bk_1", [record("cs_1", SessionOutcome.PAID, NOW - 600, refunded=1000)], NOW)
+    assert rebuilt is not None
+    opened = rebuilt.payment
+    assert (opened.status, opened.session_id, opened.amount, opened.description) == (
+        PaymentStatus.PENDING,
+        "cs_1",
         3750,
+        "Dune",
+    )
+    assert (opened.created_at, opened.version, opened.checkout_url) == (NOW - 600, NOW * 1000, None)
+    assert rebuilt.facts == (
+        SessionFact("cs_1", "bk_1", SessionOutcome.PAID, 3750, "usd", "pi_cs_1", "default"),
+        RefundFact("pi_cs_1", 1000),
+    )
+    now = current(rebuilt, NOW)
+    assert (now.status, now.amount_refunded, now.paid_at) == (
+        PaymentStatus.PARTIALLY_REFUNDED,
         1000,
+        NOW - 540,
     )
-    assert (payment.session_id, payment.payment_intent, payment.paid_at) == ("cs_1", "pi_cs_1", NOW - 540)
-    assert (payment.description, payment.created_at, payment.version) == ("Dune", NOW - 600, NOW * 1000)
-    # For a refund fact about to bring the total, the refunds are left out.
-    without = rebuild(
-        "bk_1", [record("cs_1", SessionOutcome.PAID, NOW - 600, refunded=1000)], NOW, refunds=False
-    )
-    assert without is not None and (without.status, without.amount_refunded) == (PaymentStatus.PAID, 0)
+    assert now.version == NOW * 1000 + 2  # one per fact, as if announced
+    # Before a refund fact that brings the total, the refunds are left out.
+    assert current(rebuilt, NOW, refunds=False).status is PaymentStatus.PAID
 
 
-def test_before_a_fact_the_payment_is_as_it_stood_so_the_fact_announces_its_change() -> None:
-    paid = record("cs_1", SessionOutcome.PAID, NOW - 600)
-    payment = rebuild("bk_1", [paid], NOW, before=paid.fact)
-    assert payment is not None and (payment.status, payment.session_id) == (PaymentStatus.PENDING, "cs_1")
-    change = apply_session(payment, paid.fact, NOW)
-    assert isinstance(change, Change) and change.event_type == "payment.paid"
-    failing = dataclasses.replace(paid.fact, outcome=SessionOutcome.FAILED)
-    processing = rebuild("bk_1", [dataclasses.replace(paid, fact=failing)], NOW, before=failing)
-    assert processing is not None and processing.status is PaymentStatus.PROCESSING
+def test_a_failed_delayed_payment_replays_processing_then_failed() -> None:
+    rebuilt = rebuild("bk_1", [record("cs_1", SessionOutcome.FAILED, NOW - 600)], NOW)
+    assert rebuilt is not None
+    assert [f.outcome for f in rebuilt.facts if isinstance(f, SessionFact)] == [
+        SessionOutcome.PROCESSING,
+        SessionOutcome.FAILED,
+    ]
+    assert current(rebuilt, NOW).status is PaymentStatus.FAILED
 
 
 def test_the_oldest_session_still_holding_money_is_the_booking_s_the_rest_are_duplicates() -> None:
     first_refunded = record("cs_1", SessionOutcome.PAID, NOW - 900, refunded=3750)  # a duplicate, given back
     kept = record("cs_2", SessionOutcome.PAID, NOW - 600)
     unrefunded = record("cs_3", SessionOutcome.PAID, NOW - 300)
-    payment = rebuild("bk_1", [first_refunded, kept, unrefunded], NOW)
-    assert payment is not None
+    rebuilt = rebuild("bk_1", [first_refunded, kept, unrefunded], NOW)
+    assert rebuilt is not None
+    payment = current(rebuilt, NOW)
     assert (payment.status, payment.session_id, payment.amount_refunded) == (PaymentStatus.PAID, "cs_2", 0)
     assert payment.sessions == ("cs_1", "cs_2", "cs_3") and set(payment.duplicates) == {"cs_1"}
-    assert [f.session_id for f in duplicates_to_refund(payment, [first_refunded, kept, unrefunded])] == [
-        "cs_3"
-    ]
+    assert [f.session_id for f in rebuilt.duplicates] == ["cs_3"]
+    # The duplicate's completion, applied to the rebuilt payment, asks for its refund.
+    assert isinstance(apply_session(payment, unrefunded.fact, NOW), DuplicatePayment)
+    assert apply_session(payment, first_refunded.fact, NOW) is None  # already given back
 
 
 def test_without_money_the_newest_session_decides() -> None:
     expired = record("cs_1", SessionOutcome.EXPIRED, NOW - 4000)
     open_ = record("cs_2", SessionOutcome.OPEN, NOW - 60)
-    payment = rebuild("bk_1", [expired, open_], NOW)
-    assert payment is not None
+    rebuilt = rebuild("bk_1", [expired, open_], NOW)
+    assert rebuilt is not None and rebuilt.facts == ()
+    payment = current(rebuilt, NOW)
     assert (payment.status, payment.session_id, payment.checkout_url) == (
         PaymentStatus.PENDING,
         "cs_2",
         "https://checkout/cs_2",
     )
     # The old session's expiry, applied to it, changes nothing: the booking's checkout is cs_2.
-    assert apply_session(payment, dataclasses.replace(expired.fact), NOW) is None
+    assert apply_session(payment, expired.fact, NOW) is None
     only_expired = rebuild("bk_1", [expired], NOW)
-    assert only_expired is not None and only_expired.status is PaymentStatus.EXPIRED
+    assert only_expired is not None and current(only_expired, NOW).status is PaymentStatus.EXPIRED
 
 
 def test_an_adopted_session_jumps_the_version_above_anything_announced() -> None:
