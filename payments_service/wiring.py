@@ -54,6 +54,8 @@ class Components:
                 k.removeprefix("deliveries:"): v for k, v in stats.items() if k.startswith("deliveries:")
             },
             "reconcile_changes": stats.get("reconcile:changes", 0),
+            "reconcile_skipped": stats.get("reconcile:skipped", 0),
+            "rebuilt": stats.get("rebuilt", 0),
         }
 
     def state_collector(self) -> StateCollector:

@@ -91,6 +91,7 @@ def test_a_webhook_for_a_booking_redis_lost_rebuilds_it_and_announces_the_change
     assert rebuilt["version"] > opened["version"]
     [event] = queued(components)
     assert (event.type, json.loads(event.body)["data"]) == ("payment.paid", rebuilt)
+    assert "payments_rebuilt_total 1.0" in client.get("/metrics").get_data(as_text=True)
 
 
 def test_get_for_a_booking_redis_does_not_hold_answers_from_stripe_and_stores_nothing(
@@ -200,7 +201,7 @@ def test_one_session_stripe_does_not_know_never_stops_a_pass(
     assert payment(client, auth, "bk_paid")["status"] == "paid"
     assert payment(client, auth, "bk_lost")["status"] == "pending"
     assert "skipped: 1 that Stripe refused (logged)" in lines
-    assert components.store.stats()["reconcile:skipped"] == 2
+    assert "payments_reconcile_skipped_total 2.0" in client.get("/metrics").get_data(as_text=True)
 
 
 def test_a_listed_event_for_a_booking_redis_lost_rebuilds_it_in_reconciliation(
