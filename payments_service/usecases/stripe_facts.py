@@ -72,9 +72,15 @@ class StripeFactsService:
 
         A booking Redis does not hold is rebuilt from Stripe first when the session is ours.
         """
+        return self._apply_session(booking_id, fact, stripe_event_id, rebuild=True)
+
+    def _apply_session(
+        self, booking_id: str, fact: SessionFact, stripe_event_id: str | None, rebuild: bool
+    ) -> ApplyResult:
         result = self._store.apply(booking_id, self._deciding(fact), build_event, stripe_event_id)
         if (
-            result.outcome is ApplyOutcome.UNKNOWN_BOOKING
+            rebuild
+            and result.outcome is ApplyOutcome.UNKNOWN_BOOKING
             and self.ledger.owns(fact)
             and fact.booking_id == booking_id
         ):
@@ -159,13 +165,14 @@ class StripeFactsService:
         self, booking_id: str, rebuilt: Rebuilt, trigger: SessionFact, stripe_event_id: str | None
     ) -> ApplyResult:
         """Stripe's facts about a rebuilt payment, announced in order; then the fact that brought it."""
+        # Never rebuilding again from here: a payment gone at once (a tiny retention) stays gone.
         replayed = [
-            self.apply_session_fact(booking_id, f)
+            self._apply_session(booking_id, f, None, rebuild=False)
             if isinstance(f, SessionFact)
             else self.apply_refund_fact(booking_id, f)
             for f in rebuilt.facts
         ]
-        result = self.apply_session_fact(booking_id, trigger, stripe_event_id)
+        result = self._apply_session(booking_id, trigger, stripe_event_id, rebuild=False)
         self._refund_duplicates(booking_id, rebuilt, done=trigger.session_id)
         applied = [r for r in replayed if r.outcome is ApplyOutcome.APPLIED]
         if result.outcome is ApplyOutcome.UNCHANGED and applied:
@@ -186,7 +193,7 @@ class StripeFactsService:
         """Other paid sessions a rebuild found that nobody refunded yet: each is a second payment."""
         for fact in rebuilt.duplicates:
             if fact.session_id != done:
-                self.apply_session_fact(booking_id, fact)
+                self._apply_session(booking_id, fact, None, rebuild=False)
 
     def _count(self, result: ApplyResult) -> None:
         if result.event is not None:
