@@ -28,6 +28,10 @@ EVENT_OVERLAP_SECONDS = 300
 FIRST_PASS_LOOKBACK_SECONDS = 86400
 # Pages of events (100 each) one pass reads at most; a longer look-back goes on next pass.
 MAX_EVENT_PAGES = 200
+# Pages one window of time may take; a window with more is narrowed and read again, aiming at
+# WINDOW_EVENTS (room for the density to vary).
+WINDOW_PAGES = 25
+WINDOW_EVENTS = WINDOW_PAGES * 100 * 0.7
 BATCH_SIZE = 100
 # Listing sessions pays off from this many stale payments; below it, retrieve each one.
 LIST_FROM_PAYMENTS = 20
@@ -109,26 +113,35 @@ class Reconciler:
 
         The checkpoint lives in the same Redis as the payments it covers: a Redis restored from
         an older snapshot, or a replica promoted without the last writes, holds an older
-        checkpoint too, so the next pass reads more events again, never fewer. Events are read
-        in windows of time, oldest first, narrowed until one fits the pages a pass may read, so a
-        long look-back is applied in order and makes progress pass after pass.
+        checkpoint too, so the next pass reads more events again, never fewer. Stripe lists
+        newest first, so a long look-back is read in windows of time, oldest first, each small
+        enough for WINDOW_PAGES pages (a window that is not is narrowed by the density seen in
+        it, and read again): events are applied in order and a backlog shrinks pass after pass.
         """
         checkpoint = self._store.events_checkpoint()
         now = int(time.time())
         since = checkpoint - EVENT_OVERLAP_SECONDS if checkpoint else now - FIRST_PASS_LOOKBACK_SECONDS
         start, span, read, first_call = since, now - since, 0, report.stripe_calls
-        while start < now and (pages := MAX_EVENT_PAGES - (report.stripe_calls - first_call)) > 0:
-            until = min(now, start + span)
-            events, cursor = self._read_events(start, until, pages, report, pace)
-            if cursor is not None:  # more than the pages left: try a narrower window
+        # Where a window came back too full, and the span its density allows: past that point,
+        # windows stay that short.
+        dense_from, dense_span = now, now - since
+        while start < now and (left := MAX_EVENT_PAGES - (report.stripe_calls - first_call)) > 0:
+            until = min(now, start + span, max(start + dense_span, dense_from))
+            events, cursor = self._read_events(start, until, min(left, WINDOW_PAGES), report, pace)
+            if cursor is not None:
                 if until - start <= 1:
-                    break
-                span = max(1, (until - start) // 2)
+                    break  # more events in one second than a window holds: nothing can be done
+                # Stripe lists newest first: what is unread lies at or before the oldest one read.
+                dense_from = min(e.created for e in events)
+                per_second = len(events) / max(1, until - dense_from)
+                dense_span = max(1, int(WINDOW_EVENTS / per_second))
+                span = min(span, until - start - 1)
                 continue
             read += len(events)
             self._apply_events(events, report)
             self._store.set_events_checkpoint(until)
-            start = until
+            # The next window as long as this one's density says fits, at most twice as long.
+            start, span = until, max(1, int((until - start) * min(2.0, WINDOW_EVENTS / max(1, len(events)))))
         if start < now:
             log.warning("more Stripe events than one pass reads; the rest wait for the next pass")
         self._progress(f"events: {read} read since {since}, {len(report.changes)} changed")

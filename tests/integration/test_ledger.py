@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
 from payments_service.storage import keys as redis_keys
+from payments_service.usecases.reconcile import MAX_EVENT_PAGES
 from payments_service.wiring import Components
 from tests.support.flows import components_of, open_payment, payment, post_event, queued, queued_types
 from tests.support.stripe_wire import StripeWire, form, query
@@ -215,3 +217,30 @@ def test_a_listed_event_for_a_booking_redis_lost_rebuilds_it_in_reconciliation(
     assert report is not None and len(report.changes) == 1
     assert payment(client, auth)["status"] == "paid"
     assert queued_types(components) == ["payment.paid"]
+
+
+def test_a_long_look_back_is_read_in_windows_oldest_first_within_one_pass(
+    reconcile_now: Any, auth: dict[str, str], stripe: StripeWire
+) -> None:
+    client, components = reconcile_now.test_client(), components_of(reconcile_now)
+    ours = open_payment(client, auth)["session_id"]
+    stripe.state.pay(ours, notify=False)  # the oldest event of all, and the only one of ours
+    params = {
+        "mode": "payment",
+        "line_items": [{"quantity": "1", "price_data": {"currency": "usd", "unit_amount": "100"}}],
+        "success_url": "https://x.test/s",
+        "cancel_url": "https://x.test/c",
+    }
+    for _ in range(3000):  # someone else's checkouts on the same account, over the last hour
+        stripe.state.expire(stripe.state.create_session(params)["id"])
+    now = int(time.time())
+    for n, event in enumerate(stripe.state.events):
+        event["created"] = now - 3600 + n
+    report = components.reconciler().run_once()
+    assert report is not None and report.events_read == 3001
+    assert report.changes == [f"checkout.session.completed {stripe.state.events[0]['id']} applied"]
+    # 31 pages hold them; a window that came back too full was read again, narrowed.
+    assert 31 < report.stripe_calls <= 2 * 31 < MAX_EVENT_PAGES
+    assert components.store.events_checkpoint() is not None
+    assert components.store.events_checkpoint() >= now - 1
+    assert payment(client, auth)["status"] == "paid"
