@@ -6,6 +6,7 @@ import base64
 import binascii
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar, cast
@@ -53,6 +54,13 @@ class Settings:
     web_concurrency: int = 0
     log_level: str = "INFO"
     prometheus_multiproc_dir: str | None = None
+    # Stripe is the ledger, Redis the working set: a payment in a final state leaves Redis this
+    # long after its last change. Three days: Stripe's webhook retries, a Checkout Session's
+    # longest life (24 h) and the default delivery retries (~38 h) all end within it.
+    payment_retention_seconds: int = 3 * 86400
+    # Written on every Checkout Session and PaymentIntent: whose sessions are whose when several
+    # deployments (staging, a second region) share one Stripe account.
+    payments_deployment: str = "default"
 
     @property
     def workers(self) -> int:
@@ -103,6 +111,12 @@ class Settings:
             web_concurrency=reader.optional("WEB_CONCURRENCY", _int_between(1, 64), 0),
             log_level=reader.optional("LOG_LEVEL", _log_level, cls.log_level),
             prometheus_multiproc_dir=reader.optional("PROMETHEUS_MULTIPROC_DIR", str, None),
+            payment_retention_seconds=reader.optional(
+                "PAYMENT_RETENTION_SECONDS",
+                _int_between(MIN_PAYMENT_RETENTION_SECONDS, MAX_PAYMENT_RETENTION_SECONDS),
+                cls.payment_retention_seconds,
+            ),
+            payments_deployment=reader.optional("PAYMENTS_DEPLOYMENT", _deployment, cls.payments_deployment),
         )
         reader.problems += live_mode_problems(settings)
         if reader.problems:
@@ -301,3 +315,13 @@ def _masked(name: str, value: object) -> object:
             netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
             return urlunsplit(parts._replace(netloc=netloc))
     return value
+MIN_PAYMENT_RETENTION_SECONDS = 30
+MAX_PAYMENT_RETENTION_SECONDS = 400 * 86400
+# Stripe metadata values allow 500 characters; a short plain name also sits safely in search queries.
+_DEPLOYMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
+
+
+def _deployment(raw: str) -> str:
+    if not _DEPLOYMENT_NAME.fullmatch(raw):
+        raise ValueError("must be 1 to 40 of A-Z a-z 0-9 _ . - (starting with a letter or digit)")
+    return raw

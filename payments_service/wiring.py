@@ -21,6 +21,7 @@ from .storage.pipelining import Pipelined
 from .storage.store import PaymentStore
 from .stripe_api.gateway import StripeGateway
 from .usecases.checkout import CheckoutService
+from .usecases.ledger import Ledger
 from .usecases.reconcile import Reconciler
 from .usecases.refunds import RefundService
 from .usecases.stripe_facts import StripeFactsService
@@ -53,6 +54,8 @@ class Components:
                 k.removeprefix("deliveries:"): v for k, v in stats.items() if k.startswith("deliveries:")
             },
             "reconcile_changes": stats.get("reconcile:changes", 0),
+            "reconcile_skipped": stats.get("reconcile:skipped", 0),
+            "rebuilt": stats.get("rebuilt", 0),
         }
 
     def state_collector(self) -> StateCollector:
@@ -96,9 +99,10 @@ def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis |
     redis = redis or redis_client(settings.redis_url, connection_class=connection_class)
     deliveries = DeliveryQueue(redis, settings.event_retry_schedule, settings.event_delivery_timeout)
     outbox = Outbox(redis, deliveries)
-    store = PaymentStore(redis, trips(redis.connection_pool))
+    store = PaymentStore(redis, trips(redis.connection_pool), settings.payment_retention_seconds)
     stripe = StripeGateway.from_settings(settings, gevent=runtime is Runtime.GEVENT)
-    facts = StripeFactsService(store, stripe, published=metrics.payment_event_published)
+    ledger = Ledger(store, stripe, settings.payments_deployment)
+    facts = StripeFactsService(store, stripe, ledger, published=metrics.payment_event_published)
     return Components(
         settings=settings,
         runtime=runtime,

@@ -16,6 +16,7 @@ from rq import get_current_job
 from rq.job import Job
 
 from ..observability import logs
+from . import delivered
 from .sender import DeliveryFailed, EventSender
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,15 @@ class EventDelivery:
             )
             raise
         _record(job, attempts, None)
+        if job is not None:
+            delivered.record(
+                job.connection,
+                event_id,
+                job.meta.get("type", ""),
+                job.meta.get("booking_id", ""),
+                attempts,
+                job.created_at,
+            )
         self._count("deliveries:delivered")
         log.info("event delivered", extra={"attempt": attempts, "status": status})
         return status

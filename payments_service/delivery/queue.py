@@ -22,11 +22,13 @@ from rq.utils import as_text, utcparse
 from ..domain.events import OutgoingEvent
 from ..storage import keys as redis_keys
 from ..storage.locks import release_lock
+from . import delivered
 from .job import DELIVER_FUNCTION
 
 QUEUE_NAME = "payment-events"
-# Delivered events stay listed this long; dead ones stay until replayed.
-DELIVERED_RETENTION_SECONDS = 86400
+# A delivered event's job and result leave Redis at once (delivered.py lists the last ones);
+# dead ones stay until replayed.
+DELIVERED_RETENTION_SECONDS = 0
 KEEP_FOREVER = -1
 # RQ's scheduler heartbeats every second; one silent this long is dead (or hung: on waking it
 # finds its lock taken and stops scheduling, so releasing the lock is safe either way).
@@ -159,7 +161,24 @@ class DeliveryQueue:
             ids.extend(self.queue.get_job_ids(0, limit))
         for registry in registries:
             ids.extend(registry.get_job_ids(0, limit - 1, desc=True, cleanup=False))
-        return [self._info(job) for job in self._fetch(ids)]
+        listed = [self._info(job) for job in self._fetch(ids)]
+        if not dead_only:
+            seen = {info.id for info in listed}
+            listed += [
+                EventInfo(
+                    row["id"],
+                    row["type"],
+                    row["booking_id"],
+                    "delivered",
+                    row["attempts"],
+                    None,
+                    row["created_at"],
+                    None,
+                )
+                for row in delivered.recent(self._redis, limit)
+                if row["id"] not in seen
+            ]
+        return listed
 
     def replay(self, event_ids: Iterable[str] | None) -> list[str]:
         """Queue dead events again with a fresh retry schedule; None means every dead event."""
@@ -176,10 +195,14 @@ class DeliveryQueue:
         return replayed
 
     def unknown(self, event_ids: Iterable[str]) -> list[str]:
-        """Which of these ids are not events we hold."""
+        """Which of these ids are not events we hold (or delivered lately)."""
         ids = list(event_ids)
         found = {job.id for job in self._fetch(ids)}
-        return [i for i in ids if i not in found]
+        missing = [i for i in ids if i not in found]
+        if missing:
+            noted = {row["id"] for row in delivered.recent(self._redis, delivered.DELIVERED_LOG_LENGTH * 2)}
+            missing = [i for i in missing if i not in noted]
+        return missing
 
     def _fetch(self, ids: list[str]) -> list[Job]:
         unique = list(dict.fromkeys(ids))

@@ -1,4 +1,4 @@
-"""The events we publish to the booking service: a deterministic id and a body made once."""
+"""The events we publish to the booking service: a body made once, and an id derived from it."""
 
 from __future__ import annotations
 
@@ -49,9 +49,14 @@ def payment_resource(payment: Payment) -> dict[str, object]:
     }
 
 
-def event_id(booking_id: str, version: int) -> str:
-    """The same change always gets the same id, so no race can announce it twice."""
-    digest = hashlib.sha256(f"{booking_id}\x00{version}".encode()).digest()
+def event_id(booking_id: str, version: int, body: str) -> str:
+    """One id per change *and* body: an id never names two different events.
+
+    The compare-and-write lets one change per version through, so a race cannot announce a change
+    twice. A Redis that lost its last writes can reach a version again with another change, or
+    the same change at another time; its body then differs, and so does its id.
+    """
+    digest = hashlib.sha256(f"{booking_id}\x00{version}\x00{body}".encode()).digest()
     return "msg_" + base64.b32encode(digest).decode().rstrip("=").lower()[:26]
 
 
@@ -71,7 +76,7 @@ def build_event(change: Change) -> OutgoingEvent:
         separators=(",", ":"),
     )
     return OutgoingEvent(
-        id=event_id(payment.booking_id, payment.version),
+        id=event_id(payment.booking_id, payment.version, body),
         type=change.event_type,
         booking_id=payment.booking_id,
         body=body,

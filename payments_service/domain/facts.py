@@ -31,6 +31,22 @@ class SessionFact:
     amount_total: int | None = None
     currency: str | None = None
     payment_intent: str | None = None
+    # The deployment named in the session's metadata: whose session it is (None: not this service's).
+    deployment: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A Checkout Session as Stripe keeps it: enough to rebuild the payment it belongs to."""
+
+    fact: SessionFact
+    created: int
+    expires_at: int
+    url: str | None
+    description: str
+    # From its PaymentIntent's charge, when it has one: refunded so far, and when it was paid.
+    amount_refunded: int = 0
+    paid_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,8 @@ class CheckoutRequest:
     cancel_url: str
     customer_email: str | None
     metadata: Mapping[str, str]
+    # Which deployment opens it: written on the session and its PaymentIntent (see Settings).
+    deployment: str = "default"
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,18 @@ class Payment:
         return dataclasses.replace(self, version=self.version + 1, updated_at=now, **changes)  # type: ignore[arg-type]
 
 
+def first_version(clock: float) -> int:
+    """The version of a payment Redis did not hold: the clock in milliseconds, then one more per change.
+
+    Redis forgets a booking (its retention ended, or a rollback lost it) but a receiver does not:
+    a booking paid again after its expired checkout left Redis, or rebuilt from Stripe, must
+    announce versions above those it announced before, or receivers that keep the highest
+    version would drop them. Every change waits on Redis and most on Stripe, so a payment never
+    changes once a millisecond: a clock start stays above every earlier version of the booking.
+    """
+    return int(clock * 1000)
+
+
 @dataclass(frozen=True)
 class Change:
     """A new state for a payment and the event that announces it."""

@@ -108,6 +108,16 @@ class StateCollector:
             "Payments changed by reconciliation",
             value=state["reconcile_changes"],
         )
+        yield CounterMetricFamily(
+            "payments_rebuilt",
+            "Payments rebuilt from Stripe when Redis no longer held them",
+            value=state.get("rebuilt", 0),
+        )
+        yield CounterMetricFamily(
+            "payments_reconcile_skipped",
+            "Payments or events reconciliation passed over because Stripe refused them",
+            value=state.get("reconcile_skipped", 0),
+        )
 
 
 class _ThisProcess:

@@ -5,7 +5,8 @@
 -- name, argument count, arguments:
 --   mark value ttl    the key must not exist (else nothing is written: -1); set it, expiring
 --   zadd member score | zrem member | set value | release token (delete a lock that token holds)
---   xadd field value ...  (append to a stream)
+--   xadd field value ...  (append to a stream) | expire seconds (the payment's own key may be one;
+--   writing the payment clears its expiry, so a payment that is not final stays)
 -- Returns 1 written, 0 the payment is not as read (nothing written), -1 already marked.
 -- Everything is checked before the first write: an error never leaves half a change behind.
 local current = redis.call('GET', KEYS[1])
@@ -18,7 +19,7 @@ else
     return 0
   end
 end
-local known = {mark = true, zadd = true, zrem = true, set = true, release = true, xadd = true}
+local known = {mark = true, zadd = true, zrem = true, set = true, release = true, xadd = true, expire = true}
 local ops, a = {}, 4
 for i = 2, #KEYS do
   local op, n = ARGV[a], tonumber(ARGV[a + 1])
@@ -42,6 +43,8 @@ for i = 2, #KEYS do
     if redis.call('GET', KEYS[i]) == ARGV[s] then redis.call('DEL', KEYS[i]) end
   elseif op == 'xadd' then
     redis.call('XADD', KEYS[i], '*', unpack(ARGV, s, s + n - 1))
+  elseif op == 'expire' then
+    redis.call('EXPIRE', KEYS[i], ARGV[s])
   end
 end
 return 1

@@ -3,7 +3,8 @@
 Checkouts, cancels and every Stripe fact write through here in one script call
 (compare_and_write.lua): the payment is written only if it is still as its writer read it (its
 version and cancel mark), and with it, in the same step, the operations below: the Stripe event's
-mark, status index entries, the payment intent's booking, a lock's release, the outbox entry.
+mark, status index entries, the payment intent's booking, a lock's release, the outbox entry, and
+the expiry of a payment in a final state (with its index entries).
 On Redis Cluster every key must share one hash slot (storage/keys.py gives them one tag).
 """
 
@@ -50,6 +51,11 @@ def zrem(key: str, member: str) -> Op:
 
 def set_value(key: str, value: str) -> Op:
     return Op("set", key, (value,))
+
+
+def expire(key: str, seconds: int) -> Op:
+    """Let a key (the payment's own included) leave Redis after a while: retention, atomic with the change."""
+    return Op("expire", key, (str(seconds),))
 
 
 def release(key: str, token: str) -> Op:

@@ -41,3 +41,5 @@ OUTBOX = f"{KEY_TAG}:outbox"
 RECONCILE_LOCK = f"{KEY_TAG}:reconcile:lock"
 RECONCILE_EVENTS_CHECKPOINT = f"{KEY_TAG}:reconcile:events-checkpoint"
 STATS = f"{KEY_TAG}:stats"
+# The last deliveries, for `events list` (a capped stream: delivered events leave RQ at once).
+DELIVERED_LOG = f"{KEY_TAG}:delivered"

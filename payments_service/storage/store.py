@@ -22,8 +22,10 @@ from .locks import release_lock
 from .pipelining import Command, Pipelined
 from .records import decode, encode, index_ops, outbox_entry
 
-# Stripe retries a webhook for up to three days; its Events API keeps 30. Remember ids longer.
-STRIPE_EVENT_MARK_SECONDS = 35 * 86400
+# Stripe retries a webhook for up to three days; reconciliation re-reads its Events API from a
+# checkpoint (a day back without one). Remembering ids longer would only keep memory: a repeat
+# of an event whose payment is still here changes nothing anyway (the rules only move forward).
+STRIPE_EVENT_MARK_SECONDS = 3 * 86400 + 3600
 MAX_TRANSACTION_ATTEMPTS = 50
 LOCK_POLL_SECONDS = 0.02
 
@@ -67,10 +69,11 @@ class Claim:
 class PaymentStore:
     """The only place that reads and writes payment state."""
 
-    def __init__(self, redis: Redis, trips: Pipelined | None = None) -> None:
+    def __init__(self, redis: Redis, trips: Pipelined | None = None, retention: int | None = None) -> None:
         self._redis = redis
         # The hot paths (checkout, webhook, GET) go through `trips`: shared across requests under gevent.
         self.trips = trips or Pipelined(redis.connection_pool)
+        self._retention = retention  # seconds a final payment stays (PAYMENT_RETENTION_SECONDS)
 
     def ping(self) -> bool:
         return bool(self._redis.ping())
@@ -149,7 +152,7 @@ class PaymentStore:
         (`release`: lock key, token) frees a claim. VersionConflict if the payment moved on, or
         if the connection died before the answer came (whether it was written is then unknown).
         """
-        ops = index_ops(payment, previous)
+        ops = index_ops(payment, previous, self._retention)
         if release is not None:
             ops.append(cw.release(*release))
         try:
@@ -195,7 +198,7 @@ class PaymentStore:
             event = None
             if decision is not None:
                 event = build_event(decision)
-                ops += index_ops(decision.payment, payment)
+                ops += index_ops(decision.payment, payment, self._retention)
                 ops.append(cw.xadd(keys.OUTBOX, outbox_entry(event)))
             new = encode(decision.payment) if decision is not None else ""
             try:

@@ -13,15 +13,34 @@ import requests
 import stripe
 
 from ..domain.errors import StripeFailure
-from ..domain.facts import CheckoutRequest, CheckoutSession, Refund, SessionFact, SessionOutcome
+from ..domain.facts import (
+    CheckoutRequest,
+    CheckoutSession,
+    Refund,
+    SessionFact,
+    SessionOutcome,
+    SessionRecord,
+)
 from ..observability import logs, metrics
 from ..settings import Settings
-from .parsing import HANDLED_EVENT_TYPES, InvalidWebhook, StripeEvent, parse_event, session_fact
+from .parsing import (
+    HANDLED_EVENT_TYPES,
+    OWNER_KEY,
+    InvalidWebhook,
+    StripeEvent,
+    parse_event,
+    session_fact,
+    session_record,
+)
 from .requests_transport import POOL_SIZE, requests_http_client
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_TOLERANCE_SECONDS = 300
+# What a session is retrieved with when its payment must be rebuilt from it.
+RECORD = ["line_items", "payment_intent.latest_charge"]
+# A booking has a handful of payment intents; more pages than this is not a booking's.
+MAX_SEARCH_PAGES = 5
 
 
 def check_signature_time(signature_header: str | None, now: float) -> str:
@@ -87,7 +106,8 @@ class StripeGateway:
         return cls(client, settings.stripe_webhook_secrets, transport=http_client.name)
 
     def create_checkout_session(self, req: CheckoutRequest, idempotency_key: str) -> CheckoutSession:
-        """Open a hosted payment page for one booking."""
+        """Open a hosted payment page for one booking, marked as this deployment's."""
+        ours = {"booking_id": req.booking_id, OWNER_KEY: req.deployment}
         params: dict[str, Any] = {
             "mode": "payment",
             "line_items": [
@@ -102,8 +122,8 @@ class StripeGateway:
             ],
             "expires_at": req.expires_at,
             "client_reference_id": req.booking_id,
-            "metadata": {**req.metadata, "booking_id": req.booking_id},
-            "payment_intent_data": {"metadata": {"booking_id": req.booking_id}},
+            "metadata": {**req.metadata, **ours},
+            "payment_intent_data": {"metadata": ours},
             "success_url": req.success_url,
             "cancel_url": req.cancel_url,
         }
@@ -122,6 +142,39 @@ class StripeGateway:
         return session_fact(
             self._request("checkout.sessions.retrieve", "get", path, {"expand": ["payment_intent"]})
         )
+
+    def session_record(self, session_id: str) -> SessionRecord:
+        """A session with what rebuilding its payment needs: line items, its intent's charge."""
+        path = f"/v1/checkout/sessions/{quote(session_id, safe='')}"
+        return session_record(self._request("checkout.sessions.retrieve", "get", path, {"expand": RECORD}))
+
+    def find_booking_intents(self, booking_id: str, deployment: str) -> list[str]:
+        """The PaymentIntents a deployment's sessions made for a booking (paid, or tried to be).
+
+        Stripe's search is eventually consistent: an intent can take up to a minute to appear.
+        """
+        query = " AND ".join(
+            f"metadata['{key}']:'{_quoted(value)}'"
+            for key, value in (("booking_id", booking_id), (OWNER_KEY, deployment))
+        )
+        intents: list[str] = []
+        page: str | None = None
+        for _ in range(MAX_SEARCH_PAGES):
+            params: dict[str, Any] = {"query": query, "limit": 100}
+            if page:
+                params["page"] = page
+            found = self._request("payment_intents.search", "get", "/v1/payment_intents/search", params)
+            intents += [intent["id"] for intent in found["data"]]
+            page = found.get("next_page") if found.get("has_more") else None
+            if not page:
+                break
+        return intents
+
+    def sessions_of_intent(self, payment_intent: str) -> list[SessionRecord]:
+        """The Checkout Session (one, in practice) that made a PaymentIntent, with what a rebuild needs."""
+        params = {"payment_intent": payment_intent, "limit": 100, "expand": [f"data.{e}" for e in RECORD]}
+        listed = self._request("checkout.sessions.list", "get", "/v1/checkout/sessions", params)
+        return [session_record(session) for session in listed["data"]]
 
     def expire_session(self, session_id: str) -> SessionFact:
         """Expire an open session; if it is no longer open, say what it is instead."""
@@ -197,14 +250,14 @@ class StripeGateway:
         return facts, (sessions[-1]["id"] if page.get("has_more") and sessions else None)
 
     def list_events(
-        self, created_after: int, starting_after: str | None = None
+        self, created_after: int, starting_after: str | None = None, created_until: int | None = None
     ) -> tuple[list[StripeEvent], str | None]:
-        """One page (100) of handled events created after a time, newest first; the cursor if more remain."""
-        params: dict[str, Any] = {
-            "types": list(HANDLED_EVENT_TYPES),
-            "created": {"gt": created_after},
-            "limit": 100,
-        }
+        """One page (100) of handled events created after a time (and up to another), newest first;
+        the cursor if more remain."""
+        created: dict[str, int] = {"gt": created_after}
+        if created_until is not None:
+            created["lte"] = created_until
+        params: dict[str, Any] = {"types": list(HANDLED_EVENT_TYPES), "created": created, "limit": 100}
         if starting_after:
             params["starting_after"] = starting_after
         page = self._request("events.list", "get", "/v1/events", params)
@@ -286,3 +339,8 @@ class StripeGateway:
             raise StripeFailure(str(message), exc.request_id, exc.code, exc.http_status) from exc
         finally:
             metrics.observe_stripe_call(operation, outcome, time.perf_counter() - started)
+
+
+def _quoted(value: str) -> str:
+    """A value inside single quotes in Stripe's search query language."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")

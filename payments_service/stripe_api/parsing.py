@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..domain.facts import RefundFact, SessionFact, SessionOutcome
+from ..domain.facts import RefundFact, SessionFact, SessionOutcome, SessionRecord
 from ..domain.money import MAX_AMOUNT
 
 HANDLED_EVENT_TYPES = (
@@ -18,6 +18,8 @@ HANDLED_EVENT_TYPES = (
 )
 # Later than any Unix time Stripe will send; a bound for `created` (which must be an integer).
 _MAX_TIMESTAMP = 2**40
+# The metadata key naming the deployment that opened a session (on it and on its PaymentIntent).
+OWNER_KEY = "payments_service"
 # How a completed session's "unpaid" payment intent tells a delayed method apart from a failed one.
 _INTENT_OUTCOME = {
     "succeeded": SessionOutcome.PAID,
@@ -48,6 +50,8 @@ class StripeEvent:
     created: int
     fact: SessionFact | RefundFact | None
     booking_hint: str | None
+    # The deployment its object's metadata names (a charge carries its PaymentIntent's metadata).
+    deployment_hint: str | None = None
 
 
 def session_fact(session: Mapping[str, Any], outcome: SessionOutcome | None = None) -> SessionFact:
@@ -66,6 +70,24 @@ def session_fact(session: Mapping[str, Any], outcome: SessionOutcome | None = No
         amount_total=_amount(session.get("amount_total"), "amount_total"),
         currency=None if currency is None else _string(currency, "currency"),
         payment_intent=None if intent_id is None else _string(intent_id, "payment_intent"),
+        deployment=metadata.get(OWNER_KEY),
+    )
+
+
+def session_record(session: Mapping[str, Any]) -> SessionRecord:
+    """A session retrieved with its line items and its PaymentIntent's charge expanded."""
+    items = (session.get("line_items") or {}).get("data") or [{}]
+    intent = session.get("payment_intent")
+    charge = intent.get("latest_charge") if isinstance(intent, dict) else None
+    charge = charge if isinstance(charge, dict) else {}
+    return SessionRecord(
+        fact=session_fact(session),
+        created=int(session["created"]),
+        expires_at=int(session.get("expires_at") or session["created"]),
+        url=session.get("url"),
+        description=str(items[0].get("description") or ""),
+        amount_refunded=int(charge.get("amount_refunded") or 0),
+        paid_at=int(charge["created"]) if charge.get("created") else None,
     )
 
 
@@ -101,6 +123,7 @@ def parse_event(data: Any) -> StripeEvent:
             raise InvalidWebhook("event has no id or object")
         fact: SessionFact | RefundFact | None = None
         hint: str | None = None
+        metadata = obj.get("metadata") or {}
         if event_type.startswith("checkout.session.") and event_type in HANDLED_EVENT_TYPES:
             fact = session_fact(obj, _EVENT_OUTCOMES.get(event_type))
             hint = fact.booking_id
@@ -115,8 +138,8 @@ def parse_event(data: Any) -> StripeEvent:
                 None if reason is None else _string(reason, "reason"),
                 charge=_string(obj["id"], "charge id") if obj.get("id") else None,
             )
-            hint = (obj.get("metadata") or {}).get("booking_id")
-        return StripeEvent(event_id, event_type, created, fact, hint)
+            hint = metadata.get("booking_id")
+        return StripeEvent(event_id, event_type, created, fact, hint, metadata.get(OWNER_KEY))
     except InvalidWebhook:
         raise
     except BadStripeField as exc:

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit
 from ..domain.errors import Conflict, InvalidRequest, NotFound, VersionConflict
 from ..domain.events import build_event
 from ..domain.facts import CheckoutRequest, SessionOutcome
-from ..domain.payments import LOCKED_IN, Change, Payment, PaymentStatus, cancel
+from ..domain.payments import LOCKED_IN, Change, Payment, PaymentStatus, cancel, first_version
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -170,6 +170,7 @@ class CheckoutService:
             cancel_url=cancel_url,
             customer_email=req.customer_email,
             metadata=req.metadata,
+            deployment=self._settings.payments_deployment,
         )
         session = self._stripe.create_checkout_session(checkout, idempotency_key(checkout, attempt))
         now = int(time.time())
@@ -184,6 +185,7 @@ class CheckoutService:
             expires_at=session.expires_at,
             created_at=now,
             updated_at=now,
+            version=first_version(time.time()),
             attempt=attempt,
             sessions=(session.id,),
         )

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..domain.errors import BookingBusy, RefundNotYetApplicable
+from ..domain.errors import BookingBusy, RefundNotYetApplicable, StripeFailure
 from ..domain.facts import SessionFact, SessionOutcome
 from ..domain.outcomes import ApplyOutcome, ApplyResult
 from ..domain.payments import Payment, PaymentStatus
@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 # Events can appear in Stripe's list a little after their `created` time; look back this far.
 EVENT_OVERLAP_SECONDS = 300
 FIRST_PASS_LOOKBACK_SECONDS = 86400
+# Pages of events (100 each) one pass reads at most; a longer look-back goes on next pass.
 MAX_EVENT_PAGES = 200
+# Pages one window of time may take; a window with more is narrowed and read again, aiming at
+# WINDOW_EVENTS (room for the density to vary).
+WINDOW_PAGES = 25
+WINDOW_EVENTS = WINDOW_PAGES * 100 * 0.7
 BATCH_SIZE = 100
 # Listing sessions pays off from this many stale payments; below it, retrieve each one.
 LIST_FROM_PAYMENTS = 20
@@ -43,6 +48,8 @@ class ReconcileReport:
     changes: list[str] = field(default_factory=list)
     checked: int = 0
     events_read: int = 0
+    # Payments or events passed over because Stripe refused them (a session it does not know).
+    skipped: int = 0
     stripe_calls: int = 0
     seconds: float = 0.0
 
@@ -96,27 +103,65 @@ class Reconciler:
         report.seconds = time.monotonic() - started
         if report.changes:
             self._store.count_stat("reconcile:changes", len(report.changes))
+        if report.skipped:
+            self._store.count_stat("reconcile:skipped", report.skipped)
+            self._progress(f"skipped: {report.skipped} that Stripe refused (logged)")
         return report
 
     def _sweep_events(self, report: ReconcileReport, pace: Pacer) -> None:
-        """Every handled event since the checkpoint, oldest first, even for payments we think settled."""
+        """Every handled event since the checkpoint, oldest first, even for payments we think settled.
+
+        The checkpoint lives in the same Redis as the payments it covers: a Redis restored from
+        an older snapshot, or a replica promoted without the last writes, holds an older
+        checkpoint too, so the next pass reads more events again, never fewer. Stripe lists
+        newest first, so a long look-back is read in windows of time, oldest first, each small
+        enough for WINDOW_PAGES pages (a window that is not is narrowed by the density seen in
+        it, and read again): events are applied in order and a backlog shrinks pass after pass.
+        """
         checkpoint = self._store.events_checkpoint()
-        since = (
-            checkpoint - EVENT_OVERLAP_SECONDS
-            if checkpoint
-            else int(time.time()) - FIRST_PASS_LOOKBACK_SECONDS
-        )
+        now = int(time.time())
+        since = checkpoint - EVENT_OVERLAP_SECONDS if checkpoint else now - FIRST_PASS_LOOKBACK_SECONDS
+        start, span, read, first_call = since, now - since, 0, report.stripe_calls
+        # Where a window came back too full, and the span its density allows: past that point,
+        # windows stay that short.
+        dense_from, dense_span = now, now - since
+        while start < now and (left := MAX_EVENT_PAGES - (report.stripe_calls - first_call)) > 0:
+            until = min(now, start + span, max(start + dense_span, dense_from))
+            events, cursor = self._read_events(start, until, min(left, WINDOW_PAGES), report, pace)
+            if cursor is not None:
+                if until - start <= 1:
+                    break  # more events in one second than a window holds: nothing can be done
+                # Stripe lists newest first: what is unread lies at or before the oldest one read.
+                dense_from = min(e.created for e in events)
+                per_second = len(events) / max(1, until - dense_from)
+                dense_span = max(1, int(WINDOW_EVENTS / per_second))
+                span = min(span, until - start - 1)
+                continue
+            read += len(events)
+            self._apply_events(events, report)
+            self._store.set_events_checkpoint(until)
+            # The next window as long as this one's density says fits, at most twice as long.
+            start, span = until, max(1, int((until - start) * min(2.0, WINDOW_EVENTS / max(1, len(events)))))
+        if start < now:
+            log.warning("more Stripe events than one pass reads; the rest wait for the next pass")
+        self._progress(f"events: {read} read since {since}, {len(report.changes)} changed")
+
+    def _read_events(
+        self, start: int, until: int, pages: int, report: ReconcileReport, pace: Pacer
+    ) -> tuple[list[StripeEvent], str | None]:
+        """Events created in (start, until], and a cursor if they did not fit in `pages` pages."""
         events: list[StripeEvent] = []
         cursor: str | None = None
-        for _ in range(MAX_EVENT_PAGES):
+        for _ in range(pages):
             pace()
-            page, cursor = self._stripe.list_events(since, cursor)
+            page, cursor = self._stripe.list_events(start, cursor, until)
             report.stripe_calls += 1
             events.extend(page)
             if cursor is None:
                 break
-        else:
-            log.warning("more Stripe events than one pass reads; the rest wait for the next pass")
+        return events, cursor
+
+    def _apply_events(self, events: list[StripeEvent], report: ReconcileReport) -> None:
         # Stripe lists newest first; reversed and then sorted (stably), same-second events keep their order.
         for event in sorted(reversed(events), key=lambda e: e.created):
             report.events_read += 1
@@ -124,11 +169,22 @@ class Reconciler:
                 outcome = self._facts.handle_event(event)
             except RefundNotYetApplicable:
                 continue
+            except StripeFailure as failure:
+                # One session Stripe does not know (or will not let us touch) never stops a pass.
+                self._skip(report, failure, stripe_event_id=event.id, booking_id=event.booking_hint)
+                continue
             if outcome is ApplyOutcome.APPLIED:
                 report.changes.append(f"{event.type} {event.id} applied")
-        if events and cursor is None:
-            self._store.set_events_checkpoint(max(e.created for e in events))
-        self._progress(f"events: {len(events)} read since {since}, {len(report.changes)} changed")
+
+    def _skip(self, report: ReconcileReport, failure: StripeFailure, **context: str | None) -> None:
+        """A refusal about one object is logged, counted and passed over; an outage stops the pass."""
+        if not failure.refused:
+            raise failure
+        report.skipped += 1
+        log.warning(
+            "reconciliation skipped what Stripe refused",
+            extra={**context, "stripe_code": failure.code, "http_status": failure.http_status},
+        )
 
     def _sweep_pending(self, report: ReconcileReport, pace: Pacer, renew: Callable[[], None]) -> None:
         cutoff = time.time() - self._pending_after
@@ -183,14 +239,18 @@ class Reconciler:
     def _check(
         self, payment: Payment, fact: SessionFact | None, report: ReconcileReport, pace: Pacer
     ) -> None:
-        if fact is None:
-            pace()
-            fact = self._stripe.retrieve_session(payment.session_id)
-            report.stripe_calls += 1
-        report.checked += 1
-        if fact.outcome is SessionOutcome.OPEN:
-            return  # still payable: nothing Stripe says can change the payment
-        result = self._facts.apply_session_fact(payment.booking_id, fact)
+        try:
+            if fact is None:
+                pace()
+                report.stripe_calls += 1
+                fact = self._stripe.retrieve_session(payment.session_id)
+            report.checked += 1
+            if fact.outcome is SessionOutcome.OPEN:
+                return  # still payable: nothing Stripe says can change the payment
+            result = self._facts.apply_session_fact(payment.booking_id, fact)
+        except StripeFailure as failure:
+            self._skip(report, failure, booking_id=payment.booking_id, session_id=payment.session_id)
+            return
         _note(report, result, payment)
 
 

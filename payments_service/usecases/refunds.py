@@ -44,9 +44,9 @@ class RefundService:
 
     def refund(self, booking_id: str, req: RefundInput, request_key: str | None = None) -> Payment:
         """Refund `req.amount` (default: all that remains); `request_key` makes a retried request safe."""
-        payment = self._store.get(booking_id)
+        payment = self._store.get(booking_id) or self._facts.restore(booking_id)
         if payment is None:
-            raise NotFound(f"no payment for booking {booking_id}")
+            raise NotFound(f"no payment for booking {booking_id}, here or at Stripe")
         if request_key:
             done = self._store.refund_request(booking_id, request_key)
             if done is not None:

@@ -100,9 +100,10 @@ def get_payment(booking_id: str, refresh: bool) -> Payment:
     _check_booking_id(booking_id)
     if refresh:
         return components().facts.refresh(booking_id)
-    payment = components().store.get(booking_id)
+    # Not in Redis (its retention ended, or Redis lost it): as Stripe shows it, without storing it.
+    payment = components().store.get(booking_id) or components().facts.ledger.lookup(booking_id)
     if payment is None:
-        raise NotFound(f"no payment for booking {booking_id}")
+        raise NotFound(f"no payment for booking {booking_id}, here or at Stripe")
     return payment
 
 

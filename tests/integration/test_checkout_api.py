@@ -50,7 +50,9 @@ def test_a_new_booking_opens_a_checkout_session(
         "client_reference_id": "bk_42",
         "metadata[show_id]": "s1",
         "metadata[booking_id]": "bk_42",
+        "metadata[payments_service]": "default",
         "payment_intent_data[metadata][booking_id]": "bk_42",
+        "payment_intent_data[metadata][payments_service]": "default",
         "success_url": "https://app.example/loading/bk_42",
         "cancel_url": "https://app.example/my-bookings",
         "customer_email": "a@example.com",
@@ -71,10 +73,11 @@ def test_a_new_booking_opens_a_checkout_session(
         "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires_at)),
         "paid_at": None,
         "amount_refunded": 0,
-        "version": 1,
+        "version": payment["version"],
         "created_at": payment["created_at"],
         "updated_at": payment["created_at"],
     }
+    assert before * 1000 <= payment["version"] <= time.time() * 1000  # versions start at the clock (ms)
 
 
 def test_configured_redirects_are_used_with_the_booking_filled_in(
@@ -210,7 +213,7 @@ def test_a_changed_amount_expires_the_old_session_first(
     assert response.status_code == 201
     new = response.get_json()
     assert new["session_id"] != old["session_id"]
-    assert (new["amount"], new["version"]) == (4000, 2)
+    assert (new["amount"], new["version"]) == (4000, old["version"] + 1)
     assert stripe.state.sessions[old["session_id"]]["status"] == "expired"
     methods = [(c.method, c.path) for c in stripe.all_calls()]
     assert methods[1] == ("POST", f"/v1/checkout/sessions/{old['session_id']}/expire".lower())

@@ -67,7 +67,7 @@ def test_a_body_that_is_not_json_is_refused(client: Any, auth: dict[str, str]) -
     assert "Invalid JSON" in response.get_json()["detail"]
 
 
-def test_every_response_carries_a_request_id(client: Any, auth: dict[str, str]) -> None:
+def test_every_response_carries_a_request_id(client: Any, auth: dict[str, str], stripe: StripeWire) -> None:
     given = client.get("/v1/config", headers={**auth, "X-Request-ID": "caller-abc.123"})
     assert given.headers["X-Request-ID"] == "caller-abc.123"
     generated = client.get("/v1/payments/unknown", headers=auth)

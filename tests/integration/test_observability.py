@@ -22,7 +22,9 @@ from tests.support.signing import stripe_signature
 from tests.support.stripe_wire import StripeWire
 
 
-def test_requests_are_counted_by_route_and_status(client: Any, auth: dict[str, str]) -> None:
+def test_requests_are_counted_by_route_and_status(
+    client: Any, auth: dict[str, str], stripe: StripeWire
+) -> None:
     before = metric(
         client, "payments_http_requests_total", method="GET", route="/v1/payments/<booking_id>", status="404"
     )

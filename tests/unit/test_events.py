@@ -6,21 +6,36 @@ import json
 
 from payments_service.domain.events import build_event, event_id
 from payments_service.domain.facts import SessionOutcome
-from payments_service.domain.payments import PaymentStatus, apply_session, record_duplicate_refund
+from payments_service.domain.payments import PaymentStatus, apply_session, cancel, record_duplicate_refund
 from tests.unit.test_payment_rules import NOW, PENDING, at, changed, fact
 
 
-def test_the_same_change_always_gets_the_same_id() -> None:
-    assert event_id("bk_1", 3) == event_id("bk_1", 3)
-    assert len({event_id("bk_1", 3), event_id("bk_1", 4), event_id("bk_2", 3)}) == 3
-    assert event_id("bk_1", 3).startswith("msg_")
+def test_an_id_names_one_booking_version_and_body() -> None:
+    assert event_id("bk_1", 3, "{}") == event_id("bk_1", 3, "{}")
+    ids = {event_id("bk_1", 3, "{}"), event_id("bk_1", 4, "{}"), event_id("bk_2", 3, "{}")}
+    assert len(ids | {event_id("bk_1", 3, '{"type":"payment.expired"}')}) == 4
+    assert event_id("bk_1", 3, "{}").startswith("msg_")
+
+
+def test_after_a_rollback_another_change_at_the_same_version_gets_another_id() -> None:
+    canceled = build_event(changed(cancel(PENDING, NOW)))
+    expired = build_event(changed(apply_session(PENDING, fact(SessionOutcome.EXPIRED), NOW)))
+    assert json.loads(canceled.body)["data"]["version"] == json.loads(expired.body)["data"]["version"]
+    assert canceled.id != expired.id
+    # The same change re-made later carries another timestamp, hence another id too.
+    later = build_event(changed(cancel(PENDING, NOW + 5)))
+    assert later.id != canceled.id and build_event(changed(cancel(PENDING, NOW))).id == canceled.id
 
 
 def test_the_body_is_the_payment_resource_with_type_and_timestamp() -> None:
     change = changed(apply_session(PENDING, fact(SessionOutcome.PAID), NOW))
     event = build_event(change)
     body = json.loads(event.body)
-    assert (event.id, event.type, event.booking_id) == (event_id("bk_1", 3), "payment.paid", "bk_1")
+    assert (event.id, event.type, event.booking_id) == (
+        event_id("bk_1", 3, event.body),
+        "payment.paid",
+        "bk_1",
+    )
     assert body["type"] == "payment.paid"
     assert body["timestamp"] == "2030-03-17T17:46:40Z"
     assert body["data"]["status"] == "paid" and body["data"]["version"] == 3

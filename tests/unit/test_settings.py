@@ -149,3 +149,21 @@ def test_the_published_development_values_are_the_ones_make_dev_prints() -> None
     ):
         with pytest.raises(ConfigError, match=variable):
             Settings.from_env({**LIVE, variable: value})
+
+
+def test_retention_and_deployment_default_and_are_validated() -> None:
+    defaults = Settings.from_env(REQUIRED)
+    assert (defaults.payment_retention_seconds, defaults.payments_deployment) == (3 * 86400, "default")
+    short = Settings.from_env(
+        {**REQUIRED, "PAYMENT_RETENTION_SECONDS": "30", "PAYMENTS_DEPLOYMENT": "eu-2.live"}
+    )
+    assert (short.payment_retention_seconds, short.payments_deployment) == (30, "eu-2.live")
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**REQUIRED, "PAYMENT_RETENTION_SECONDS": "29", "PAYMENTS_DEPLOYMENT": "it's mine"})
+    assert {p.split()[0] for p in caught.value.problems} == {
+        "PAYMENT_RETENTION_SECONDS",
+        "PAYMENTS_DEPLOYMENT",
+    }
+    for bad in ("x" * 41, "-lead", "a b", "a'b"):
+        with pytest.raises(ConfigError, match="PAYMENTS_DEPLOYMENT"):
+            Settings.from_env({**REQUIRED, "PAYMENTS_DEPLOYMENT": bad})

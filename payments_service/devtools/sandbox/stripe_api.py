@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from . import lookups
 from .stripe_state import Json, SandboxError, StripeState, integer_param
 
 # Parameter specs: a dict is an object of known keys, [spec] a list of spec, and the leaves say
@@ -101,6 +102,9 @@ class StripeApi:
 
     def _route(self, method: str, path: str, params: Json) -> Json:
         parts = path.strip("/").split("/")
+        answer = lookups.route(self, method, parts, params)
+        if answer is not None:
+            return answer
         expand = _expand(params)
         match method, parts:
             case "POST", ["v1", "checkout", "sessions"]:
