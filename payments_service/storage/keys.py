@@ -41,3 +41,5 @@ OUTBOX = f"{KEY_TAG}:outbox"
 RECONCILE_LOCK = f"{KEY_TAG}:reconcile:lock"
 RECONCILE_EVENTS_CHECKPOINT = f"{KEY_TAG}:reconcile:events-checkpoint"
 STATS = f"{KEY_TAG}:stats"
+# Written before a WAIT that must cover changes made on other connections (storage/replicas.py).
+REPLICA_BARRIER = f"{KEY_TAG}:replica-barrier"

@@ -18,9 +18,11 @@ from ..domain.outcomes import ApplyOutcome, ApplyResult
 from ..domain.payments import Change, Decision, DuplicatePayment, Payment, PaymentStatus
 from . import compare_and_write as cw
 from . import keys
+from .connections import WriteRefused
 from .locks import release_lock
 from .pipelining import Command, Pipelined
 from .records import decode, encode, index_ops, outbox_entry
+from .replicas import ReplicaAcks
 
 # Stripe retries a webhook for up to three days; its Events API keeps 30. Remember ids longer.
 STRIPE_EVENT_MARK_SECONDS = 35 * 86400
@@ -67,10 +69,12 @@ class Claim:
 class PaymentStore:
     """The only place that reads and writes payment state."""
 
-    def __init__(self, redis: Redis, trips: Pipelined | None = None) -> None:
+    def __init__(self, redis: Redis, trips: Pipelined | None = None, acks: ReplicaAcks | None = None) -> None:
         self._redis = redis
         # The hot paths (checkout, webhook, GET) go through `trips`: shared across requests under gevent.
         self.trips = trips or Pipelined(redis.connection_pool)
+        # Writes answered to a caller or to Stripe wait for replicas (REDIS_REPLICA_ACKS).
+        self._acks = acks
 
     def ping(self) -> bool:
         return bool(self._redis.ping())
@@ -154,6 +158,8 @@ class PaymentStore:
             ops.append(cw.release(*release))
         try:
             written = self._compare_and_write(payment.booking_id, previous, encode(payment), ops)
+        except WriteRefused:
+            raise  # nothing was written: the caller's retry starts afresh
         except (ConnectionError, TimeoutError):
             # The script may have run and only its answer been lost: the caller rereads to see.
             raise VersionConflict(payment.booking_id) from None
@@ -180,6 +186,7 @@ class PaymentStore:
                 reads.append(("EXISTS", mark))
             raw, *marked = self.trips.run(reads)
             if marked and marked[0]:
+                self.confirm_replicated()  # the first delivery may have been answered 503
                 return ApplyResult(ApplyOutcome.DUPLICATE_EVENT)
             if raw is None:
                 return ApplyResult(ApplyOutcome.UNKNOWN_BOOKING)
@@ -200,9 +207,12 @@ class PaymentStore:
             new = encode(decision.payment) if decision is not None else ""
             try:
                 outcome = self._compare_and_write(booking_id, payment, new, ops)
+            except WriteRefused:
+                raise  # not written; this primary refuses writes now, so the sender retries later
             except (ConnectionError, TimeoutError):
                 continue  # written or not, the next read tells (and fails if Redis is gone)
             if outcome == cw.MARKED:
+                self.confirm_replicated()
                 return ApplyResult(ApplyOutcome.DUPLICATE_EVENT)
             if outcome == cw.WRITTEN:
                 if decision is None:
@@ -213,7 +223,12 @@ class PaymentStore:
     def _compare_and_write(
         self, booking_id: str, previous: Payment | None, new: str, ops: list[cw.Op]
     ) -> int:
-        return cw.run(self.trips, self._redis, keys.payment(booking_id), previous, new, ops)
+        return cw.run(self.trips, self._redis, keys.payment(booking_id), previous, new, ops, self._acks)
+
+    def confirm_replicated(self) -> None:
+        """Before answering from state written earlier: make sure the replicas have it (NotAcknowledged)."""
+        if self._acks is not None:
+            self._acks.confirm(self.trips)
 
     def booking_for_intent(self, payment_intent: str) -> str | None:
         raw = self._redis.get(keys.intent(payment_intent))
