@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import redis
 
@@ -41,6 +41,7 @@ class SentinelSet:
         ]
         self.sentinel_ports = [free_port() for _ in range(3)]
         self._sentinels: list[subprocess.Popen[bytes]] = []
+        self._logs: list[IO[bytes]] = []
 
     @property
     def setting(self) -> str:
@@ -72,6 +73,7 @@ class SentinelSet:
                 f"sentinel parallel-syncs {SERVICE} 1\n"
             )
             log = (directory / "sentinel.log").open("ab")
+            self._logs.append(log)
             self._sentinels.append(
                 subprocess.Popen(["redis-server", str(config), "--sentinel"], stdout=log, stderr=log)
             )
@@ -129,6 +131,8 @@ class SentinelSet:
         for process in self._sentinels:
             process.kill()
             process.wait(10)
+        for log in self._logs:
+            log.close()
         for node in self.nodes:
             node.kill()
 
