@@ -71,15 +71,17 @@ class ReplicaAcks:
 
 def writable(redis: Redis, acks: ReplicaAcks) -> str:
     """'ok', or why a write here would not be acknowledged: 'replica', 'read_only', 'too_few_replicas'."""
+    try:
+        # A real write: a replica refuses it (and its connections then look for the primary again),
+        # and so does a primary short of `min-replicas-to-write` replicas, out of disk, or of memory.
+        redis.incr(keys.REPLICA_BARRIER)
+    except NotPrimary:
+        return "replica"
+    except (WriteRefused, ResponseError):  # NOREPLICAS, MISCONF, OOM
+        return "read_only"
     role: Any = redis.execute_command("ROLE")  # type: ignore[no-untyped-call]
     if role[0] not in (b"master", "master"):
         return "replica"
-    try:
-        redis.incr(keys.REPLICA_BARRIER)  # a real write: refused when min-replicas-to-write is not met
-    except NotPrimary:
-        return "replica"
-    except (WriteRefused, ResponseError):  # NOREPLICAS, MISCONF (disk), OOM
-        return "read_only"
     if len(role[2]) < acks.needed():
         return "too_few_replicas"
     return "ok"
