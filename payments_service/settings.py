@@ -121,7 +121,10 @@ class Settings:
                 "REDIS_REPLICA_ACK_TIMEOUT_MS", _int_between(1, 60000), 1000
             ),
         )
-        reader.problems += _redis_topology_problems(settings)
+        if not any(
+            p.startswith(("REDIS_URL ", "REDIS_SENTINELS ", "REDIS_CLUSTER_NODES ")) for p in reader.problems
+        ):
+            reader.problems += _redis_topology_problems(settings)
         if reader.problems:
             raise ConfigError(reader.problems)
         return settings
