@@ -179,7 +179,8 @@ class SentinelLocator:
             try:
                 state: Any = sentinel.sentinel_master(self._service, return_responses=True)
             except RedisError as exc:
-                errors.append(type(exc).__name__)
+                where = sentinel.connection_pool.connection_kwargs
+                errors.append(f"{where.get('host')}:{where.get('port')} {type(exc).__name__}")
                 continue
             flags = state["flags"]
             flags = set(flags.split(",")) if isinstance(flags, str) else set(flags)
@@ -191,9 +192,8 @@ class SentinelLocator:
             if newest is None or epoch > newest[0]:
                 newest = (epoch, (str(state["ip"]), int(state["port"])), sentinel)
         if newest is None:
-            raise ConnectionError(
-                f"no Sentinel names a primary for {self._service!r} now ({errors or 'failing over'})"
-            )
+            reason = ", ".join(errors) if errors else "a failover is in progress"
+            raise ConnectionError(f"no Sentinel names a primary for {self._service!r} now: {reason}")
         _, address, sentinel = newest
         try:
             replicas = sentinel.sentinel_slaves(self._service)
