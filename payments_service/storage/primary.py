@@ -20,8 +20,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from redis import Redis
+from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError, RedisError
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from .keys import KEY_TAG
@@ -33,8 +35,19 @@ Address = tuple[str, int]
 SENTINEL_POLL_SECONDS = 1.0
 # After an error, ask again soon, but not once per failing request.
 LOOK_AGAIN_SECONDS = 0.2
-# Sentinels and Cluster seeds answer in microseconds; one that does not is skipped quickly.
+# Sentinels and Cluster seeds answer in microseconds; one that does not is skipped quickly, and
+# not retried (redis-py's clients retry ten times by default): the next one is asked instead.
 DISCOVERY_TIMEOUT_SECONDS = 0.5
+
+
+def _discovery_options() -> dict[str, Any]:
+    return {
+        "socket_timeout": DISCOVERY_TIMEOUT_SECONDS,
+        "socket_connect_timeout": DISCOVERY_TIMEOUT_SECONDS,
+        "retry": Retry(NoBackoff(), 0),
+    }
+
+
 SLOT = key_slot(KEY_TAG.encode())
 
 
@@ -165,11 +178,7 @@ class SentinelLocator:
         self._service = service
         self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
             list(sentinels),
-            sentinel_kwargs={
-                "socket_timeout": DISCOVERY_TIMEOUT_SECONDS,
-                "socket_connect_timeout": DISCOVERY_TIMEOUT_SECONDS,
-                **options,
-            },
+            sentinel_kwargs={**_discovery_options(), **options},
         )
 
     def locate(self) -> tuple[Address, int]:
@@ -223,13 +232,7 @@ class ClusterLocator:
         errors = []
         for host, port in self._seeds:
             try:
-                with Redis(
-                    host,
-                    port,
-                    socket_timeout=DISCOVERY_TIMEOUT_SECONDS,
-                    socket_connect_timeout=DISCOVERY_TIMEOUT_SECONDS,
-                    **self._options,
-                ) as node:
+                with Redis(host, port, **_discovery_options(), **self._options) as node:
                     ranges: Any = node.execute_command("CLUSTER SLOTS")
             except RedisError as exc:
                 errors.append(f"{host}:{port} {type(exc).__name__}")
