@@ -54,10 +54,25 @@ class EventWorker(SimpleWorker):
         self._deliveries = deliveries
         self._delivery = delivery
         self._stop = stop or threading.Event()
+        self._retired = False
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         self._stop.set()  # SIGTERM/SIGINT: the work loop is not started again
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def retire(self) -> None:
+        """After Redis ended its work loop: stop the command listener its teardown may have left running."""
+        self._retired = True
+        thread = getattr(self, "pubsub_thread", None)
+        if thread is not None:
+            thread.stop()  # it ends at its next wake-up, or at its next error (below)
+
+    def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
+        # RQ's handler retries forever; a retired worker's listener, or one at shutdown, just ends.
+        if self._retired or self._stop.is_set():
+            pubsub_thread.stop()
+            return
+        super()._pubsub_exception_handler(exc, pubsub, pubsub_thread)
 
     def perform_job(self, job: Job, queue: Any, execution: Any) -> bool:
         if isinstance(job, DeliveryJob):  # always: the worker fetches every job as one
@@ -111,14 +126,19 @@ def work_until_stopped(
     """
     backoff = Backoff(first=0.5, ceiling=5.0)
     while True:
-        worker = make_worker()
         started = time.monotonic()
+        worker = None
         try:
+            worker = make_worker()  # RQ asks Redis a few things already here
             worker.work(burst=burst, with_scheduler=True, logging_level=log_level)
         except RedisError as exc:  # RQ's start (registration) and end (deregistration) are outside its loop
+            if burst:
+                raise
             log.warning("worker: Redis failed around the work loop", extra={"error": type(exc).__name__})
         if burst or stop.is_set():
             return
+        if worker is not None:
+            worker.retire()
         if time.monotonic() - started > STEADY_SECONDS:
             backoff.reset()
         wait = backoff.next()

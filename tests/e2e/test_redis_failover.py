@@ -24,7 +24,7 @@ from tests.support.processes import wait_for
 from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_server import RedisServer
 from tests.support.sentinel_set import SERVICE, SentinelSet
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack, open_and_pay, running_stack
 from tests.support.steady_load import SteadyLoad, paid_events_by_booking
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
@@ -124,10 +124,17 @@ def assert_every_acknowledgment_is_on(primary: redis.Redis, load: SteadyLoad) ->
 def assert_every_paid_booking_was_announced_once(stack: Stack, load: SteadyLoad) -> None:
     paid = {b for b, ack in load.acknowledged().items() if ack.paid_event}
 
-    def all_announced() -> bool:
-        return paid <= set(paid_events_by_booking(stack.receiver.accepted()))
+    def missing() -> set[str]:
+        return paid - set(paid_events_by_booking(stack.receiver.accepted()))
 
-    wait_for(all_announced, 60, "every paid booking's payment.paid to reach the booking service")
+    try:
+        wait_for(lambda: not missing(), 60, "every paid booking's payment.paid to reach the booking service")
+    except TimeoutError:
+        lost = missing()
+        listed = [
+            line for line in stack.cli("events", "list").stdout.splitlines() if set(line.split()) & lost
+        ]
+        raise AssertionError(f"not announced: {sorted(lost)}; their events: {listed}") from None
     announced = paid_events_by_booking(stack.receiver.accepted())
     assert all(len(announced[b]) == 1 for b in paid), {b: ids for b, ids in announced.items() if len(ids) > 1}
 
@@ -186,3 +193,17 @@ def test_cluster_slot_migration(tmp_path: Path) -> None:
             return time.monotonic() - began
 
         fail_over_under_load("cluster_migration", stack, migrate, deployment.owner)
+
+
+def test_a_worker_whose_redis_is_down_waits_for_it_and_then_delivers(
+    tmp_path: Path, own_redis: RedisServer
+) -> None:
+    with running_stack(tmp_path, own_redis.url) as stack:
+        own_redis.stop()
+        worker = stack.start("worker", "worker")
+        worker.wait_until(lambda: worker.log().count("work loop ended on a Redis failure") >= 2, 30)
+        own_redis.start()
+        worker.wait_until(lambda: "Listening on" in worker.log(), 30)
+        open_and_pay(stack, "bk_after_outage")
+        wait_for(lambda: len(stack.receiver.accepted()) == 1, 30, "payment.paid once Redis is back")
+        assert worker.process.poll() is None
