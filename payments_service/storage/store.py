@@ -189,6 +189,9 @@ class PaymentStore:
                 self.confirm_replicated()  # the first delivery may have been answered 503
                 return ApplyResult(ApplyOutcome.DUPLICATE_EVENT)
             if raw is None:
+                # Stripe is told 200 and never asks again: an old primary that has not seen the
+                # booking (failing over, its replicas gone) must not be the one to say so.
+                self.confirm_replicated()
                 return ApplyResult(ApplyOutcome.UNKNOWN_BOOKING)
             payment = decode(raw)
             decision = decide(payment)
@@ -232,7 +235,10 @@ class PaymentStore:
 
     def booking_for_intent(self, payment_intent: str) -> str | None:
         raw = self._redis.get(keys.intent(payment_intent))
-        return _text(raw) if raw is not None else None
+        if raw is None:
+            self.confirm_replicated()  # "not ours" is final for Stripe, as in apply()
+            return None
+        return _text(raw)
 
     def refund_request(self, booking_id: str, idempotency_key: str) -> str | None:
         """The refund id an earlier request with this Idempotency-Key produced, if any."""
