@@ -8,11 +8,12 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 T = TypeVar("T")
+HostPort = tuple[str, int]
 
 DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -61,6 +62,14 @@ class Settings:
     # Written on every Checkout Session and PaymentIntent: whose sessions are whose when several
     # deployments (staging, a second region) share one Stripe account.
     payments_deployment: str = "default"
+    # Redis as deployed (issue 12): Sentinel or Cluster instead of REDIS_URL's host, replica acks.
+    redis_sentinels: tuple[HostPort, ...] = ()
+    redis_sentinel_master: str | None = None
+    redis_sentinel_password: str | None = field(default=None, repr=False)
+    redis_sentinel_tls: bool | None = None  # None: as REDIS_URL's scheme says
+    redis_cluster_nodes: tuple[HostPort, ...] = ()
+    redis_replica_acks: int = 0
+    redis_replica_ack_timeout_ms: int = 1000
 
     @property
     def workers(self) -> int:
@@ -117,8 +126,21 @@ class Settings:
                 cls.payment_retention_seconds,
             ),
             payments_deployment=reader.optional("PAYMENTS_DEPLOYMENT", _deployment, cls.payments_deployment),
+            redis_sentinels=reader.optional("REDIS_SENTINELS", _host_ports, ()),
+            redis_sentinel_master=reader.optional("REDIS_SENTINEL_MASTER", _sentinel_master, None),
+            redis_sentinel_password=reader.optional("REDIS_SENTINEL_PASSWORD", str, None),
+            redis_sentinel_tls=reader.optional("REDIS_SENTINEL_TLS", _boolean, None),
+            redis_cluster_nodes=reader.optional("REDIS_CLUSTER_NODES", _host_ports, ()),
+            redis_replica_acks=reader.optional("REDIS_REPLICA_ACKS", _int_between(0, 16), 0),
+            redis_replica_ack_timeout_ms=reader.optional(
+                "REDIS_REPLICA_ACK_TIMEOUT_MS", _int_between(1, 60000), 1000
+            ),
         )
         reader.problems += live_mode_problems(settings)
+        if not any(
+            p.startswith(("REDIS_URL ", "REDIS_SENTINELS ", "REDIS_CLUSTER_NODES ")) for p in reader.problems
+        ):
+            reader.problems += _redis_topology_problems(settings)
         if reader.problems:
             raise ConfigError(reader.problems)
         return settings
@@ -325,3 +347,45 @@ def _deployment(raw: str) -> str:
     if not _DEPLOYMENT_NAME.fullmatch(raw):
         raise ValueError("must be 1 to 40 of A-Z a-z 0-9 _ . - (starting with a letter or digit)")
     return raw
+def _host_ports(raw: str) -> tuple[HostPort, ...]:
+    """host:port,host:port (IPv6 hosts in brackets: [::1]:26379)."""
+    nodes = []
+    for part in _split(raw):
+        host, _, port = part.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"must be comma-separated host:port pairs, got {part!r}")
+        nodes.append((host, int(port)))
+    if not nodes:
+        raise ValueError("must list at least one host:port")
+    return tuple(nodes)
+
+
+def _sentinel_master(raw: str) -> str:
+    if any(c.isspace() for c in raw):
+        raise ValueError("must be the Sentinel service name (no spaces)")
+    return raw
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"must be true or false, got {raw!r}")
+    return value in ("true", "1", "yes")
+
+
+def _redis_topology_problems(settings: Settings) -> list[str]:
+    """Combinations of the Redis settings that cannot work together, each naming its variables."""
+    problems = []
+    sentinels, cluster = bool(settings.redis_sentinels), bool(settings.redis_cluster_nodes)
+    if sentinels and cluster:
+        problems.append("REDIS_SENTINELS and REDIS_CLUSTER_NODES cannot both be set: choose one")
+    if sentinels and not settings.redis_sentinel_master:
+        problems.append("REDIS_SENTINEL_MASTER is required with REDIS_SENTINELS (the monitored service name)")
+    if not sentinels and settings.redis_sentinel_master:
+        problems.append("REDIS_SENTINEL_MASTER is set but REDIS_SENTINELS is not")
+    if (sentinels or cluster) and urlsplit(settings.redis_url).scheme == "unix":
+        problems.append("REDIS_URL cannot be a unix:// socket with REDIS_SENTINELS or REDIS_CLUSTER_NODES")
+    if cluster and urlsplit(settings.redis_url).path.strip("/") not in ("", "0"):
+        problems.append("REDIS_URL must use database 0 with REDIS_CLUSTER_NODES (a Cluster has only db 0)")
+    return problems

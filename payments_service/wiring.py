@@ -14,10 +14,12 @@ from .delivery.outbox import Outbox
 from .delivery.queue import DeliveryQueue
 from .domain.payments import OPEN
 from .observability import metrics
-from .observability.metrics import StateCollector
+from .observability.metrics import PrimaryCollector, StateCollector
 from .settings import Settings
-from .storage.client import redis_client
+from .storage.client import primary_for, redis_client
 from .storage.pipelining import Pipelined
+from .storage.primary import Primary
+from .storage.replicas import ReplicaAcks, writable
 from .storage.store import PaymentStore
 from .stripe_api.gateway import StripeGateway
 from .usecases.checkout import CheckoutService
@@ -41,6 +43,8 @@ class Components:
     facts: StripeFactsService
     checkout: CheckoutService
     refunds: RefundService
+    primary: Primary
+    acks: ReplicaAcks
 
     def state(self) -> dict[str, Any]:
         """What /health and /metrics report from Redis."""
@@ -60,6 +64,17 @@ class Components:
 
     def state_collector(self) -> StateCollector:
         return StateCollector(self.state)
+
+    def primary_collector(self) -> PrimaryCollector:
+        return PrimaryCollector(lambda: (self.primary.mode, self.primary.describe()))
+
+    def redis_writable(self) -> str:
+        """'ok', or why Redis would refuse our writes now: 'replica', 'read_only', 'too_few_replicas'."""
+        return writable(self.redis, self.acks)
+
+    def new_redis(self, socket_timeout: float) -> Redis:
+        """Another client on the same primary (the worker's, whose blocking reads need a longer timeout)."""
+        return redis_client(self.settings.redis_url, socket_timeout=socket_timeout, primary=self.primary)
 
     def reconciler(self, progress: Callable[[str], None] | None = None) -> Reconciler:
         """A reconciliation pass's driver, paced by RECONCILE_MAX_RPS."""
@@ -96,10 +111,12 @@ def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis |
         from .storage.gevent_io import GeventBatching, GeventFriendlyConnection
 
         trips, connection_class = GeventBatching, GeventFriendlyConnection
-    redis = redis or redis_client(settings.redis_url, connection_class=connection_class)
+    primary = primary_for(settings, on_move=metrics.redis_failover)
+    redis = redis or redis_client(settings.redis_url, connection_class=connection_class, primary=primary)
+    acks = ReplicaAcks(settings.redis_replica_acks, settings.redis_replica_ack_timeout_ms, primary)
     deliveries = DeliveryQueue(redis, settings.event_retry_schedule, settings.event_delivery_timeout)
     outbox = Outbox(redis, deliveries)
-    store = PaymentStore(redis, trips(redis.connection_pool), settings.payment_retention_seconds)
+    store = PaymentStore(redis, trips(redis.connection_pool), settings.payment_retention_seconds, acks)
     stripe = StripeGateway.from_settings(settings, gevent=runtime is Runtime.GEVENT)
     ledger = Ledger(store, stripe, settings.payments_deployment)
     facts = StripeFactsService(store, stripe, ledger, published=metrics.payment_event_published)
@@ -114,4 +131,6 @@ def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis |
         facts=facts,
         checkout=CheckoutService(store, stripe, facts, settings),
         refunds=RefundService(store, stripe, facts),
+        primary=primary,
+        acks=acks,
     )

@@ -64,6 +64,21 @@ class Outbox:
         entries = answer[0][1] if answer else []
         return self._move(entries)
 
+    def relay_own_pending(self, consumer: str) -> int:
+        """Move again what this consumer read but has not acknowledged (its move may have been lost)."""
+        moved = 0
+        while True:
+            try:
+                answer: Any = self.redis.xreadgroup(RELAY_GROUP, consumer, {self.key: "0"}, count=RELAY_BATCH)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                return moved
+            entries = answer[0][1] if answer else []
+            if not entries:
+                return moved
+            moved += self._move(entries)
+
     def relay_all(self, consumer: str) -> int:
         """Move every new entry now (burst workers and tests); how many moved."""
         moved = total = self.relay(consumer)

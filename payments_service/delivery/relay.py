@@ -22,6 +22,22 @@ RELAY_QUEUE_LIMIT = 1000
 RELAY_FULL_QUEUE_WAIT_SECONDS = 0.2
 
 
+class Backoff:
+    """Waits that double after each failure, up to a ceiling, and start small again after a success."""
+
+    def __init__(self, first: float = 0.2, ceiling: float = 5.0) -> None:
+        self._first = first
+        self._ceiling = ceiling
+        self._next = first
+
+    def next(self) -> float:
+        wait, self._next = self._next, min(self._next * 2, self._ceiling)
+        return wait
+
+    def reset(self) -> None:
+        self._next = self._first
+
+
 class Relay:
     """Moves events from the outbox stream into the delivery queue while the worker runs.
 
@@ -38,8 +54,15 @@ class Relay:
         self._queue_limit = queue_limit
 
     def run(self, stop: threading.Event) -> None:
-        """Until `stop`: take new entries as they arrive, and those a dead relay left behind."""
+        """Until `stop`: take new entries as they arrive, and those a dead relay left behind.
+
+        A Redis failure (an outage, a failover) never ends it: it waits, with a growing but bounded
+        backoff, and first moves again what it had read but may not have moved (a move lost with
+        its connection, or with a primary that failed over before replicating it).
+        """
         next_reclaim = 0.0
+        backoff = Backoff()
+        unsure = False
         while not stop.is_set():
             try:
                 # RQ's suspend switch pauses the relay too: nothing moves while workers are paused.
@@ -49,10 +72,19 @@ class Relay:
                 if self._deliveries.ready() >= self._queue_limit:
                     stop.wait(RELAY_FULL_QUEUE_WAIT_SECONDS)
                     continue
+                if unsure:
+                    self._outbox.relay_own_pending(self._consumer)
+                    unsure = False
                 if time.monotonic() >= next_reclaim:
                     self._outbox.reclaim(self._consumer)
                     next_reclaim = time.monotonic() + RELAY_RECLAIM_INTERVAL_SECONDS
                 self._outbox.relay(self._consumer, block_ms=RELAY_BLOCK_MS)
+                backoff.reset()
             except RedisError as exc:
-                log.warning("outbox relay: Redis unavailable, retrying", extra={"error": type(exc).__name__})
-                stop.wait(1)
+                unsure = True
+                wait = backoff.next()
+                log.warning(
+                    "outbox relay: Redis unavailable, retrying",
+                    extra={"error": type(exc).__name__, "retry_in": wait},
+                )
+                stop.wait(wait)

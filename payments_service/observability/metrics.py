@@ -125,7 +125,7 @@ class _ThisProcess:
         yield from REGISTRY.collect()
 
 
-def render(state: StateCollector, multiprocess_dir: str | None) -> bytes:
+def render(state: StateCollector, multiprocess_dir: str | None, *extra: Any) -> bytes:
     """The exposition text; with gunicorn, counters are summed over every worker's files."""
     registry = CollectorRegistry(auto_describe=False)
     if multiprocess_dir:
@@ -133,4 +133,34 @@ def render(state: StateCollector, multiprocess_dir: str | None) -> bytes:
     else:
         registry.register(_ThisProcess())
     registry.register(state)
+    for collector in extra:
+        registry.register(collector)
     return generate_latest(registry)
+
+
+REDIS_FAILOVERS = Counter(
+    "payments_redis_failovers",
+    "Times a process found its Redis primary moved: Sentinel or the Cluster named another node, "
+    "or the old primary answered as a replica",
+)
+
+
+def redis_failover() -> None:
+    REDIS_FAILOVERS.inc()
+
+
+class PrimaryCollector:
+    """Which Redis primary the scraped process writes to, as an info gauge (no Redis call)."""
+
+    def __init__(self, describe: Callable[[], tuple[str, str]]) -> None:
+        self._describe = describe
+
+    def collect(self) -> Iterator[Metric]:
+        mode, address = self._describe()
+        info = GaugeMetricFamily(
+            "payments_redis_primary_info",
+            "The Redis primary this process writes to (mode: url, sentinel or cluster)",
+            labels=["mode", "address"],
+        )
+        info.add_metric([mode, address], 1)
+        yield info

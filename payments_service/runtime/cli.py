@@ -76,7 +76,20 @@ def _components(settings: Settings) -> Components:
     return build(settings)
 
 
-@click.group()
+class _Commands(click.Group):
+    """Redis failing under a command is one line on stderr and exit 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from redis.exceptions import RedisError
+
+        try:
+            return super().invoke(ctx)
+        except RedisError as exc:
+            click.echo(f"payments-service: Redis unavailable: {type(exc).__name__}: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """payments-service: Stripe Checkout for bookings."""
 
@@ -193,8 +206,29 @@ def check_config() -> None:
     click.echo(
         f"  stripe: {'live' if settings.stripe_live_mode else 'test'} mode, api {settings.stripe_api_base}"
     )
-    click.echo(f"  redis: {settings.redis_url.split('@')[-1]}")
+    click.echo(f"  redis: {_redis_target(settings)}")
     click.echo(f"  events: {settings.booking_events_url}, retries {list(settings.event_retry_schedule)}")
+
+
+def _redis_target(settings: Settings) -> str:
+    """Where Redis is, as configured (no credentials)."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(settings.redis_url)
+    database = f"db {url.path.strip('/') or '0'}, tls {'on' if url.scheme == 'rediss' else 'off'}"
+    acks = (
+        f"{settings.redis_replica_acks} replica ack(s) within {settings.redis_replica_ack_timeout_ms} ms"
+        if settings.redis_replica_acks
+        else "no replica acks"
+    )
+    if settings.redis_sentinels:
+        nodes = ", ".join(f"{h}:{p}" for h, p in settings.redis_sentinels)
+        where = f"Sentinel service {settings.redis_sentinel_master!r} via {nodes}"
+    elif settings.redis_cluster_nodes:
+        where = "Cluster via " + ", ".join(f"{h}:{p}" for h, p in settings.redis_cluster_nodes)
+    else:
+        where = settings.redis_url.split("@")[-1]
+    return f"{where} ({database}); {acks}"
 
 
 @main.command()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -14,10 +18,9 @@ from rq.worker import SimpleWorker
 
 from ..delivery.job import DeliveryJob, EventDelivery, UnknownJob
 from ..delivery.queue import DeliveryQueue
-from ..delivery.relay import Relay
+from ..delivery.relay import Backoff, Relay
 from ..delivery.sender import DeliveryFailed, EventSender
 from ..domain.errors import StripeFailure
-from ..storage.client import redis_client
 from ..usecases.reconcile import Reconciler
 from ..wiring import Components
 
@@ -30,17 +33,47 @@ log = logging.getLogger(__name__)
 WORKER_TTL_SECONDS = 20  # an idle worker wakes every 5 s (ttl - 15) and runs due maintenance
 MAINTENANCE_INTERVAL_SECONDS = 10
 ABANDONED_AFTER_JOB_TIMEOUT_SECONDS = 10
+# A work loop that ran this long before Redis failed starts again after the shortest wait.
+STEADY_SECONDS = 30.0
 
 
 class EventWorker(SimpleWorker):
     """Runs delivery jobs in-process: a SIGKILL takes the job down with it, nothing delivers later."""
 
+    # RQ waits up to a minute between attempts to reach Redis while dequeuing; a failover takes seconds.
+    max_connection_wait_time = 5.0
+
     def __init__(
-        self, queues: list[Any], deliveries: DeliveryQueue, delivery: EventDelivery, **options: Any
+        self,
+        queues: list[Any],
+        deliveries: DeliveryQueue,
+        delivery: EventDelivery,
+        stop: threading.Event | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(queues, job_class=DeliveryJob, **options)
         self._deliveries = deliveries
         self._delivery = delivery
+        self._stop = stop or threading.Event()
+        self._retired = False
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self._stop.set()  # SIGTERM/SIGINT: the work loop is not started again
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def retire(self) -> None:
+        """After Redis ended its work loop: stop the command listener its teardown may have left running."""
+        self._retired = True
+        thread = getattr(self, "pubsub_thread", None)
+        if thread is not None:
+            thread.stop()  # it ends at its next wake-up, or at its next error (below)
+
+    def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
+        # RQ's handler retries forever; a retired worker's listener, or one at shutdown, just ends.
+        if self._retired or self._stop.is_set():
+            pubsub_thread.stop()
+            return
+        super()._pubsub_exception_handler(exc, pubsub, pubsub_thread)
 
     def perform_job(self, job: Job, queue: Any, execution: Any) -> bool:
         if isinstance(job, DeliveryJob):  # always: the worker fetches every job as one
@@ -73,15 +106,63 @@ class EventWorker(SimpleWorker):
 
 
 def reconcile_periodically(reconciler: Reconciler, interval: float, stop: threading.Event) -> None:
-    """A pass, then `interval` seconds, until stopped; a failed pass is tried again next time."""
+    """A pass, then `interval` seconds, until stopped; a failed pass is tried again next time.
+
+    A pass that Redis failed (an outage, a failover) is tried again sooner, with a bounded backoff.
+    """
+    backoff = Backoff(first=1.0, ceiling=30.0)
     while not stop.is_set():
+        wait = float(interval)
         try:
             report = reconciler.run_once()
             if report is not None and report.changes:
                 log.info("reconciliation changed payments", extra={"changes": len(report.changes)})
-        except (RedisError, StripeFailure):
+            backoff.reset()
+        except RedisError as exc:
+            wait = min(wait, backoff.next())
+            log.warning(
+                "reconciliation pass failed: Redis unavailable",
+                extra={"error": type(exc).__name__, "retry_in": wait},
+            )
+        except StripeFailure:
             log.exception("reconciliation pass failed; trying again next interval")
-        if stop.wait(interval):
+        if stop.wait(wait):
+            return
+
+
+def work_until_stopped(
+    make_worker: Callable[[], EventWorker], stop: threading.Event, burst: bool, log_level: str
+) -> None:
+    """RQ's work loop, started again whenever Redis made it quit, until SIGTERM (or a burst is done).
+
+    RQ ends its loop on a Redis error met outside its dequeue (READONLY or MOVED after a failover,
+    a connection lost in the middle of a job). Here the worker logs, waits (bounded backoff), takes
+    a new RQ worker on the same connection pool (which reconnects to the current primary), and
+    resumes. A job cut off that way is found abandoned by RQ and retried.
+    """
+    backoff = Backoff(first=0.5, ceiling=5.0)
+    while True:
+        started = time.monotonic()
+        worker = None
+        try:
+            worker = make_worker()  # RQ asks Redis a few things already here
+            worker.work(burst=burst, with_scheduler=True, logging_level=log_level)
+        except RedisError as exc:  # RQ's start (registration) and end (deregistration) are outside its loop
+            if burst:
+                raise
+            log.warning("worker: Redis failed around the work loop", extra={"error": type(exc).__name__})
+        if burst or stop.is_set():
+            return
+        if worker is not None:
+            worker.retire()
+        if time.monotonic() - started > STEADY_SECONDS:
+            backoff.reset()
+        wait = backoff.next()
+        log.warning("worker: the work loop ended on a Redis failure; resuming", extra={"retry_in": wait})
+        # RQ's signal handlers belong to the worker that quit; until the next one, a signal just stops.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        if stop.wait(wait):
             return
 
 
@@ -100,28 +181,38 @@ def run(components: Components, burst: bool = False) -> None:
             )
         )
     # Its own connection: a blocking dequeue outlasts the 5 s socket timeout requests use.
-    connection = redis_client(settings.redis_url, socket_timeout=WORKER_TTL_SECONDS + 10)
+    connection = components.new_redis(socket_timeout=WORKER_TTL_SECONDS + 10)
     deliveries = components.deliveries
-    worker = EventWorker(
-        [deliveries.queue_on(connection)],
-        deliveries,
-        EventDelivery(EventSender.from_settings(settings), components.store.count_stat),
-        connection=connection,
-        serializer=JSONSerializer,
-        worker_ttl=WORKER_TTL_SECONDS,
-        maintenance_interval=MAINTENANCE_INTERVAL_SECONDS,
-        log_job_description=False,
-    )
-    deliveries.release_dead_scheduler_lock()
+    delivery = EventDelivery(EventSender.from_settings(settings), components.store.count_stat)
+
+    def make_worker() -> EventWorker:
+        try:
+            deliveries.release_dead_scheduler_lock()
+        except RedisError:
+            pass  # the worker's own start meets the same failure and is tried again
+        return EventWorker(
+            [deliveries.queue_on(connection)],
+            deliveries,
+            delivery,
+            stop,
+            connection=connection,
+            serializer=JSONSerializer,
+            worker_ttl=WORKER_TTL_SECONDS,
+            maintenance_interval=MAINTENANCE_INTERVAL_SECONDS,
+            log_job_description=False,
+        )
+
+    # The relay's name in the outbox's consumer group: one per process, whatever RQ workers it runs.
+    consumer = uuid.uuid4().hex
     if burst:
-        components.outbox.relay_all(worker.name)
+        components.outbox.relay_all(consumer)
     else:
-        relay = Relay(components.outbox, deliveries, worker.name)
+        relay = Relay(components.outbox, deliveries, consumer)
         threads.append(threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True))
     for thread in threads:
         thread.start()
     try:
-        worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
+        work_until_stopped(make_worker, stop, burst, settings.log_level)
     finally:
         stop.set()
         for thread in threads:

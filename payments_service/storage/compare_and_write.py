@@ -22,6 +22,7 @@ from redis.exceptions import NoScriptError
 
 from ..domain.payments import Payment
 from .pipelining import Pipelined
+from .replicas import ReplicaAcks
 
 # The script's answers.
 WRITTEN, CHANGED, MARKED = 1, 0, -1
@@ -93,13 +94,26 @@ def command(payment_key: str, previous: Payment | None, new: str, ops: Sequence[
 
 
 def run(
-    trips: Pipelined, redis: Redis, payment_key: str, previous: Payment | None, new: str, ops: Sequence[Op]
+    trips: Pipelined,
+    redis: Redis,
+    payment_key: str,
+    previous: Payment | None,
+    new: str,
+    ops: Sequence[Op],
+    acks: ReplicaAcks | None = None,
 ) -> int:
-    """One compare-and-write: WRITTEN, CHANGED (the payment is not as read) or MARKED."""
-    cmd = command(payment_key, previous, new, ops)
+    """One compare-and-write: WRITTEN, CHANGED (the payment is not as read) or MARKED.
+
+    With `acks`, a WAIT follows the script in the same round trip, and WRITTEN is returned only
+    once enough replicas have the write (NotAcknowledged otherwise).
+    """
+    wait = acks.wait() if acks is not None else None
+    commands = [command(payment_key, previous, new, ops), *([wait] if wait else [])]
     try:
-        [outcome] = trips.run([cmd])
+        outcome, *acked = trips.run(commands)
     except NoScriptError:  # a Redis that restarted, failed over, or never ran it
         redis.script_load(script())
-        [outcome] = trips.run([cmd])
+        outcome, *acked = trips.run(commands)
+    if acks is not None and wait is not None and int(outcome) == WRITTEN:
+        acks.check(wait, acked[0])
     return int(outcome)

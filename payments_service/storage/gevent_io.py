@@ -24,15 +24,15 @@ import gevent
 from gevent import monkey
 from gevent.event import AsyncResult
 from redis import ConnectionPool
-from redis.connection import Connection
 
+from .connections import FollowingConnection
 from .pipelining import Command, Pipelined, raise_first
 
 _os_poll: Any = monkey.get_original("select", "poll")
 
 
-class GeventFriendlyConnection(Connection):
-    """A redis-py connection whose zero-timeout readiness check never yields to gevent."""
+class GeventFriendlyConnection(FollowingConnection):
+    """A connection that follows the primary, whose zero-timeout readiness check never yields to gevent."""
 
     def can_read(self, timeout: float = 0) -> bool:
         sock = self._sock
@@ -66,13 +66,29 @@ class GeventBatching(Pipelined):
 
     def _send_waiting(self) -> None:
         batch, self._waiting = self._waiting, []
+        sent = [command for commands, _ in batch for command in commands if not _is_wait(command)]
+        waits = [command for commands, _ in batch for command in commands if _is_wait(command)]
+        if waits:
+            # One WAIT, sent last, confirms every write before it on the connection: each request's
+            # WAIT gets its answer, and the write costs one replica round trip instead of one each.
+            sent.append(("WAIT", max(int(w[1]) for w in waits), max(int(w[2]) for w in waits)))
         try:
-            replies = self._send([command for commands, _ in batch for command in commands])
+            replies = self._send(sent)
         except Exception as error:  # every request in the write fails the same way
             for _, result in batch:
                 result.set_exception(error)
             return
-        start = 0
+        position = 0
         for commands, result in batch:
-            result.set(replies[start : start + len(commands)])
-            start += len(commands)
+            own = []
+            for command in commands:
+                if _is_wait(command):
+                    own.append(replies[-1])
+                else:
+                    own.append(replies[position])
+                    position += 1
+            result.set(own)
+
+
+def _is_wait(command: Command) -> bool:
+    return str(command[0]).upper() == "WAIT"

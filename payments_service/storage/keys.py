@@ -43,3 +43,5 @@ RECONCILE_EVENTS_CHECKPOINT = f"{KEY_TAG}:reconcile:events-checkpoint"
 STATS = f"{KEY_TAG}:stats"
 # The last deliveries, for `events list` (a capped stream: delivered events leave RQ at once).
 DELIVERED_LOG = f"{KEY_TAG}:delivered"
+# Written before a WAIT that must cover changes made on other connections (storage/replicas.py).
+REPLICA_BARRIER = f"{KEY_TAG}:replica-barrier"

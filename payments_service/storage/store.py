@@ -18,9 +18,11 @@ from ..domain.outcomes import ApplyOutcome, ApplyResult
 from ..domain.payments import Change, Decision, DuplicatePayment, Payment, PaymentStatus
 from . import compare_and_write as cw
 from . import keys
+from .connections import WriteRefused
 from .locks import release_lock
 from .pipelining import Command, Pipelined
 from .records import decode, encode, index_ops, outbox_entry
+from .replicas import ReplicaAcks
 
 # Stripe retries a webhook for up to three days; reconciliation re-reads its Events API from a
 # checkpoint (a day back without one). Remembering ids longer would only keep memory: a repeat
@@ -69,11 +71,19 @@ class Claim:
 class PaymentStore:
     """The only place that reads and writes payment state."""
 
-    def __init__(self, redis: Redis, trips: Pipelined | None = None, retention: int | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        trips: Pipelined | None = None,
+        retention: int | None = None,
+        acks: ReplicaAcks | None = None,
+    ) -> None:
         self._redis = redis
         # The hot paths (checkout, webhook, GET) go through `trips`: shared across requests under gevent.
         self.trips = trips or Pipelined(redis.connection_pool)
         self._retention = retention  # seconds a final payment stays (PAYMENT_RETENTION_SECONDS)
+        # Writes answered to a caller or to Stripe wait for replicas (REDIS_REPLICA_ACKS).
+        self._acks = acks
 
     def ping(self) -> bool:
         return bool(self._redis.ping())
@@ -157,6 +167,8 @@ class PaymentStore:
             ops.append(cw.release(*release))
         try:
             written = self._compare_and_write(payment.booking_id, previous, encode(payment), ops)
+        except WriteRefused:
+            raise  # nothing was written: the caller's retry starts afresh
         except (ConnectionError, TimeoutError):
             # The script may have run and only its answer been lost: the caller rereads to see.
             raise VersionConflict(payment.booking_id) from None
@@ -183,8 +195,12 @@ class PaymentStore:
                 reads.append(("EXISTS", mark))
             raw, *marked = self.trips.run(reads)
             if marked and marked[0]:
+                self.confirm_replicated()  # the first delivery may have been answered 503
                 return ApplyResult(ApplyOutcome.DUPLICATE_EVENT)
             if raw is None:
+                # Stripe is told 200 and never asks again: an old primary that has not seen the
+                # booking (failing over, its replicas gone) must not be the one to say so.
+                self.confirm_replicated()
                 return ApplyResult(ApplyOutcome.UNKNOWN_BOOKING)
             payment = decode(raw)
             decision = decide(payment)
@@ -203,9 +219,12 @@ class PaymentStore:
             new = encode(decision.payment) if decision is not None else ""
             try:
                 outcome = self._compare_and_write(booking_id, payment, new, ops)
+            except WriteRefused:
+                raise  # not written; this primary refuses writes now, so the sender retries later
             except (ConnectionError, TimeoutError):
                 continue  # written or not, the next read tells (and fails if Redis is gone)
             if outcome == cw.MARKED:
+                self.confirm_replicated()
                 return ApplyResult(ApplyOutcome.DUPLICATE_EVENT)
             if outcome == cw.WRITTEN:
                 if decision is None:
@@ -216,11 +235,19 @@ class PaymentStore:
     def _compare_and_write(
         self, booking_id: str, previous: Payment | None, new: str, ops: list[cw.Op]
     ) -> int:
-        return cw.run(self.trips, self._redis, keys.payment(booking_id), previous, new, ops)
+        return cw.run(self.trips, self._redis, keys.payment(booking_id), previous, new, ops, self._acks)
+
+    def confirm_replicated(self) -> None:
+        """Before answering from state written earlier: make sure the replicas have it (NotAcknowledged)."""
+        if self._acks is not None:
+            self._acks.confirm(self.trips)
 
     def booking_for_intent(self, payment_intent: str) -> str | None:
         raw = self._redis.get(keys.intent(payment_intent))
-        return _text(raw) if raw is not None else None
+        if raw is None:
+            self.confirm_replicated()  # "not ours" is final for Stripe, as in apply()
+            return None
+        return _text(raw)
 
     def refund_request(self, booking_id: str, idempotency_key: str) -> tuple[str, str | None] | None:
         """The refund an earlier request with this Idempotency-Key made, and that request's fingerprint.

@@ -75,6 +75,8 @@ class CheckoutService:
                 existing = claim.payment
                 reusable = self._reusable(existing, req)
                 if reusable is not None:
+                    # Its first answer may have been a 503 (replicas never confirmed it): confirm now.
+                    self._store.confirm_replicated()
                     return reusable, False
                 if (
                     existing is not None

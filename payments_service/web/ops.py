@@ -15,17 +15,25 @@ NO_TOKEN: dict[str, list[object]] = {"security": []}
 
 
 @blp.route("/health", methods=["GET"])
-@blp.response(200, HealthSchema, description="Ready: Redis answers")
-@blp.alt_response(503, schema=HealthSchema, description="Not ready: Redis cannot be reached")
+@blp.response(200, HealthSchema, description="Ready: the Redis primary answers and takes writes")
+@blp.alt_response(
+    503,
+    schema=HealthSchema,
+    description="Not ready: Redis cannot be reached, answers as a replica, refuses writes, or has "
+    "fewer replicas than a write must reach",
+)
 @blp.doc(**NO_TOKEN)
 def health() -> tuple[dict[str, object], int]:
     """Readiness, with the outgoing event backlog."""
+    primary = components().primary.describe()
     try:
-        components().store.ping()
+        redis = components().redis_writable()
         events = components().outbox.counts()
     except RedisError:
-        return {"status": "unavailable", "checks": {"redis": "unavailable"}}, 503
-    return {"status": "ok", "checks": {"redis": "ok"}, "events": events}, 200
+        return {"status": "unavailable", "checks": {"redis": "unavailable"}, "primary": primary}, 503
+    ready = redis == "ok"
+    answer = {"status": "ok" if ready else "unavailable", "checks": {"redis": redis}, "primary": primary}
+    return {**answer, "events": events}, 200 if ready else 503
 
 
 @blp.route("/health/live", methods=["GET"])
@@ -42,5 +50,9 @@ def live() -> dict[str, object]:
 )
 def prometheus() -> Response:
     """Prometheus metrics, summed over every gunicorn worker."""
-    body = metrics.render(components().state_collector(), components().settings.prometheus_multiproc_dir)
+    body = metrics.render(
+        components().state_collector(),
+        components().settings.prometheus_multiproc_dir,
+        components().primary_collector(),
+    )
     return Response(body, mimetype=None, content_type=metrics.CONTENT_TYPE)

@@ -235,6 +235,7 @@ class HealthSchema(Schema):
     status = fields.String(required=True)
     checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
     events = fields.Dict(keys=fields.String(), values=fields.Integer())
+    primary = fields.String(metadata={"description": "host:port of the Redis primary this process writes to"})
 
 
 class ProblemSchema(Schema):

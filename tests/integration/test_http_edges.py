@@ -91,12 +91,13 @@ def test_get_returns_the_payment_or_404(client: Any, auth: dict[str, str], strip
     assert client.get("/v1/payments/" + "x" * 65, headers=auth).status_code == 404
 
 
-def test_health_reports_redis_and_the_event_backlog(client: Any) -> None:
+def test_health_reports_redis_and_the_event_backlog(client: Any, redis_url: str) -> None:
     response = client.get("/health")
     assert response.status_code == 200
     assert response.get_json() == {
         "status": "ok",
         "checks": {"redis": "ok"},
+        "primary": redis_url.removeprefix("redis://").removesuffix("/0"),
         "events": {"pending": 0, "dead": 0},
     }
     assert client.get("/health/live").status_code == 200
@@ -115,7 +116,11 @@ def test_redis_down_is_a_503_and_unready_health(
     assert client.get("/v1/payments/bk_1", headers=auth).status_code == 503
     health = client.get("/health")
     assert health.status_code == 503
-    assert health.get_json() == {"status": "unavailable", "checks": {"redis": "unavailable"}}
+    assert health.get_json() == {
+        "status": "unavailable",
+        "checks": {"redis": "unavailable"},
+        "primary": f"127.0.0.1:{own_redis.port}",
+    }
     assert client.get("/health/live").status_code == 200
     own_redis.start()
     assert client.get("/health").status_code == 200

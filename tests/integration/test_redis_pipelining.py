@@ -68,3 +68,10 @@ def test_under_gevent_an_unreachable_redis_fails_every_request_and_leaves_none_w
 def test_under_gevent_a_request_killed_mid_write_takes_no_one_elses_answer(redis_url: str) -> None:
     result = gevent_scenario("one_killed", redis_url)
     assert result == {"other": [1], "doomed": "killed", "written": ["1"]}
+
+
+def test_under_gevent_requests_sharing_a_write_share_one_wait_for_the_replicas(redis_url: str) -> None:
+    # A WAIT confirms every write before it on its connection: one, sent last, answers them all.
+    result = gevent_scenario("shared_wait", redis_url)
+    assert result["replies"] == [[1, 0]] * 50  # each its own INCR; WAIT counts the (zero) replicas
+    assert 1 <= result["waits"] < 10  # one per shared write, not one per request

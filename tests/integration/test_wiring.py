@@ -36,12 +36,15 @@ def describe(redis_url: str, *args: str, patched: bool, env: dict[str, str] | No
     return described
 
 
-def test_the_threads_graph_uses_plain_redis_and_requests_which_requests_mock_sees(redis_url: str) -> None:
+def test_the_threads_graph_uses_following_connections_and_requests_which_requests_mock_sees(
+    redis_url: str,
+) -> None:
     built = build(make_settings(redis_url), Runtime.THREADS)
     try:
         assert built.runtime is Runtime.THREADS
         assert type(built.store.trips).__name__ == "Pipelined"
-        assert built.redis.connection_pool.connection_class.__name__ == "Connection"
+        # redis-py's connection, told where the primary is and reporting when it moved
+        assert built.redis.connection_pool.connection_class.__name__ == "FollowingConnection"
         assert built.stripe.transport == "requests"
         assert Runtime.of_this_process() is Runtime.THREADS  # the suite itself is not gevent-patched
     finally:

@@ -21,12 +21,14 @@ from payments_service.storage.gevent_io import GeventBatching  # noqa: E402
 
 
 class CountingConnection(Connection):
-    """Counts the writes that reach Redis (one per round trip)."""
+    """Counts the writes that reach Redis (one per round trip), and the WAITs in them."""
 
     writes = 0
+    waits = 0
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         CountingConnection.writes += 1
+        CountingConnection.waits += b"".join(command).count(b"\r\nWAIT\r\n")
         super().send_packed_command(command, check_health)
 
 
@@ -81,7 +83,28 @@ def one_killed(url: str) -> dict[str, Any]:
     }
 
 
-SCENARIOS = {"concurrent": concurrent, "refused": refused, "one_killed": one_killed}
+def shared_wait(url: str) -> dict[str, Any]:
+    """50 writes, each followed by its WAIT: one WAIT per shared write, and each request gets its answer."""
+    trips = batching(url)
+
+    def request(n: int) -> list[Any]:
+        return trips.run([("INCR", f"acked:{n}"), ("WAIT", 0, 100)])
+
+    greenlets = [gevent.spawn(request, n) for n in range(50)]
+    gevent.joinall(greenlets, raise_error=True)
+    return {
+        "replies": [g.value for g in greenlets],
+        "writes": CountingConnection.writes,
+        "waits": CountingConnection.waits,
+    }
+
+
+SCENARIOS = {
+    "concurrent": concurrent,
+    "refused": refused,
+    "one_killed": one_killed,
+    "shared_wait": shared_wait,
+}
 
 if __name__ == "__main__":
     scenario, redis_url = sys.argv[1], sys.argv[2]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -16,16 +18,38 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_cluster_port() -> int:
+    """A free port whose Cluster bus port (+10000) is free too, both below the ephemeral range."""
+    for _ in range(200):
+        port = random.randrange(16000, 22000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a Cluster node")
+
+
 class RedisServer:
     """One redis-server process; `stop` then `start` keeps its data (appendonly; fsync always by default).
 
-    The benchmarks use it too, with production's `appendfsync everysec`.
+    The benchmarks use it too, with production's `appendfsync everysec`. `args` adds configuration
+    (replication, Cluster mode); `kill` is a SIGKILL, and `start` afterwards restarts it from its AOF.
     """
 
-    def __init__(self, directory: Path, appendfsync: str = "always") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        appendfsync: str = "always",
+        port: int | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
         self.directory = directory
         self.appendfsync = appendfsync
-        self.port = free_port()
+        self.port = port or free_port()
+        self.args = list(args)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -57,6 +81,7 @@ class RedisServer:
                 self.appendfsync,
                 "--maxmemory-policy",
                 "noeviction",
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -67,7 +92,7 @@ class RedisServer:
                 try:
                     client.ping()
                     return
-                except redis.ConnectionError:
+                except (redis.ConnectionError, redis.ResponseError):  # refused, or LOADING its AOF
                     if time.monotonic() > deadline or self._process.poll() is not None:
                         raise RuntimeError("redis-server did not start") from None
                     time.sleep(0.02)
@@ -78,3 +103,18 @@ class RedisServer:
         self._process.terminate()
         self._process.wait(timeout=10)
         self._process = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final fsync, like a crashed machine's process."""
+        if self._process is None:
+            return
+        self._process.kill()
+        self._process.wait(timeout=10)
+        self._process = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5, decode_responses=True)

@@ -167,3 +167,55 @@ def test_retention_and_deployment_default_and_are_validated() -> None:
     for bad in ("x" * 41, "-lead", "a b", "a'b"):
         with pytest.raises(ConfigError, match="PAYMENTS_DEPLOYMENT"):
             Settings.from_env({**REQUIRED, "PAYMENTS_DEPLOYMENT": bad})
+
+
+def test_a_sentinel_set_or_a_cluster_is_named_by_its_nodes() -> None:
+    sentinel = Settings.from_env(
+        {
+            **REQUIRED,
+            "REDIS_URL": "rediss://:secret@ignored:6379/2",
+            "REDIS_SENTINELS": "s1:26379, s2:26380,[::1]:26381",
+            "REDIS_SENTINEL_MASTER": "payments",
+            "REDIS_SENTINEL_PASSWORD": "sentinel-secret",
+            "REDIS_REPLICA_ACKS": "1",
+            "REDIS_REPLICA_ACK_TIMEOUT_MS": "250",
+        }
+    )
+    assert sentinel.redis_sentinels == (("s1", 26379), ("s2", 26380), ("::1", 26381))
+    assert (sentinel.redis_sentinel_master, sentinel.redis_sentinel_password) == (
+        "payments",
+        "sentinel-secret",
+    )
+    assert (sentinel.redis_replica_acks, sentinel.redis_replica_ack_timeout_ms) == (1, 250)
+    assert "sentinel-secret" not in repr(sentinel)
+    cluster = Settings.from_env({**REQUIRED, "REDIS_CLUSTER_NODES": "n1:7000,n2:7001"})
+    assert cluster.redis_cluster_nodes == (("n1", 7000), ("n2", 7001))
+    plain = Settings.from_env(REQUIRED)
+    assert (plain.redis_sentinels, plain.redis_cluster_nodes, plain.redis_replica_acks) == ((), (), 0)
+    assert plain.redis_replica_ack_timeout_ms == 1000
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"REDIS_SENTINELS": "no-port", "REDIS_SENTINEL_MASTER": "m"}, {"REDIS_SENTINELS"}),
+        ({"REDIS_CLUSTER_NODES": "n1:7000,n2:http"}, {"REDIS_CLUSTER_NODES"}),
+        (
+            {"REDIS_REPLICA_ACKS": "-1", "REDIS_REPLICA_ACK_TIMEOUT_MS": "0"},
+            {"REDIS_REPLICA_ACKS", "REDIS_REPLICA_ACK_TIMEOUT_MS"},
+        ),
+        ({"REDIS_SENTINEL_TLS": "maybe"}, {"REDIS_SENTINEL_TLS"}),
+        ({"REDIS_SENTINELS": "s:26379"}, {"REDIS_SENTINEL_MASTER"}),
+        ({"REDIS_SENTINEL_MASTER": "payments"}, {"REDIS_SENTINEL_MASTER"}),
+        (
+            {"REDIS_SENTINELS": "s:1", "REDIS_SENTINEL_MASTER": "m", "REDIS_CLUSTER_NODES": "n:2"},
+            {"REDIS_SENTINELS"},
+        ),
+        ({"REDIS_CLUSTER_NODES": "n:7000", "REDIS_URL": "redis://x/3"}, {"REDIS_URL"}),
+        ({"REDIS_CLUSTER_NODES": "n:7000", "REDIS_URL": "unix:///run/redis.sock"}, {"REDIS_URL"}),
+    ],
+)
+def test_every_bad_redis_setting_or_combination_is_named(env: dict[str, str], named: set[str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**REQUIRED, **env})
+    assert {p.split()[0] for p in caught.value.problems} == named
