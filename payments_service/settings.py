@@ -52,6 +52,11 @@ class Settings:
     web_concurrency: int = 0
     log_level: str = "INFO"
     prometheus_multiproc_dir: str | None = None
+    # Stripe's rate limits, shared by every process (stripe_api/budget.py)
+    stripe_rate_limit: float | None = None  # the account's global limit; None: Stripe's for the key's mode
+    stripe_endpoint_rate_limit: float = 25.0
+    stripe_checkout_rate_limit: float | None = None  # None: the endpoint limit
+    checkout_wait_seconds: float = 10.0
 
     @property
     def workers(self) -> int:
@@ -102,6 +107,14 @@ class Settings:
             web_concurrency=reader.optional("WEB_CONCURRENCY", _int_between(1, 64), 0),
             log_level=reader.optional("LOG_LEVEL", _log_level, cls.log_level),
             prometheus_multiproc_dir=reader.optional("PROMETHEUS_MULTIPROC_DIR", str, None),
+            stripe_rate_limit=reader.optional("STRIPE_RATE_LIMIT", _rate_limit, None),
+            stripe_endpoint_rate_limit=reader.optional(
+                "STRIPE_ENDPOINT_RATE_LIMIT", _rate_limit, cls.stripe_endpoint_rate_limit
+            ),
+            stripe_checkout_rate_limit=reader.optional("STRIPE_CHECKOUT_RATE_LIMIT", _rate_limit, None),
+            checkout_wait_seconds=reader.optional(
+                "CHECKOUT_WAIT_SECONDS", _positive_float(MAX_CHECKOUT_WAIT_SECONDS), cls.checkout_wait_seconds
+            ),
         )
         if reader.problems:
             raise ConfigError(reader.problems)
@@ -241,3 +254,19 @@ def _log_level(raw: str) -> str:
     if level not in LOG_LEVELS:
         raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
     return level
+
+
+# A caller's wait for a Stripe slot is bounded by its own HTTP timeout in practice; the budget's
+# calendar reaches this far ahead (storage/stripe_budget.lua).
+MAX_CHECKOUT_WAIT_SECONDS = 60.0
+
+
+def _rate_limit(raw: str) -> float:
+    """Requests per second, as Stripe states its limits (raised limits can be far above the defaults)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"must be a number of requests per second, got {raw!r}") from None
+    if not 1 <= value <= 100_000:
+        raise ValueError(f"must be between 1 and 100000 requests per second, got {raw}")
+    return value

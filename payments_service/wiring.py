@@ -14,11 +14,13 @@ from .delivery.outbox import Outbox
 from .delivery.queue import DeliveryQueue
 from .domain.payments import OPEN
 from .observability import metrics
-from .observability.metrics import StateCollector
+from .observability.metrics import StateCollector, StripeBudgetCollector
 from .settings import Settings
 from .storage.client import redis_client
 from .storage.pipelining import Pipelined
 from .storage.store import PaymentStore
+from .storage.stripe_budget import BudgetCalendar
+from .stripe_api.budget import StripeBudget
 from .stripe_api.gateway import StripeGateway
 from .usecases.checkout import CheckoutService
 from .usecases.reconcile import Reconciler
@@ -40,6 +42,7 @@ class Components:
     facts: StripeFactsService
     checkout: CheckoutService
     refunds: RefundService
+    budget: StripeBudget
 
     def state(self) -> dict[str, Any]:
         """What /health and /metrics report from Redis."""
@@ -57,6 +60,9 @@ class Components:
 
     def state_collector(self) -> StateCollector:
         return StateCollector(self.state)
+
+    def stripe_budget_collector(self) -> StripeBudgetCollector:
+        return StripeBudgetCollector(self.budget.usage)
 
     def reconciler(self, progress: Callable[[str], None] | None = None) -> Reconciler:
         """A reconciliation pass's driver, paced by RECONCILE_MAX_RPS."""
@@ -97,7 +103,10 @@ def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis |
     deliveries = DeliveryQueue(redis, settings.event_retry_schedule, settings.event_delivery_timeout)
     outbox = Outbox(redis, deliveries)
     store = PaymentStore(redis, trips(redis.connection_pool))
-    stripe = StripeGateway.from_settings(settings, gevent=runtime is Runtime.GEVENT)
+    # One budget of Stripe calls shared with every other process, kept beside the payments.
+    calendar = BudgetCalendar(redis, store.trips, "live" if settings.stripe_live_mode else "test")
+    budget = StripeBudget.from_settings(settings, calendar)
+    stripe = StripeGateway.from_settings(settings, gevent=runtime is Runtime.GEVENT, budget=budget)
     facts = StripeFactsService(store, stripe, published=metrics.payment_event_published)
     return Components(
         settings=settings,
@@ -110,4 +119,5 @@ def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis |
         facts=facts,
         checkout=CheckoutService(store, stripe, facts, settings),
         refunds=RefundService(store, stripe, facts),
+        budget=budget,
     )

@@ -41,3 +41,8 @@ OUTBOX = f"{KEY_TAG}:outbox"
 RECONCILE_LOCK = f"{KEY_TAG}:reconcile:lock"
 RECONCILE_EVENTS_CHECKPOINT = f"{KEY_TAG}:reconcile:events-checkpoint"
 STATS = f"{KEY_TAG}:stats"
+
+
+def stripe_budget(mode: str, limit: str) -> str:
+    """A calendar of reserved Stripe calls; Stripe counts live and test mode apart."""
+    return f"{KEY_TAG}:stripe-budget:{mode}:{limit}"

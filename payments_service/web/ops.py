@@ -42,5 +42,9 @@ def live() -> dict[str, object]:
 )
 def prometheus() -> Response:
     """Prometheus metrics, summed over every gunicorn worker."""
-    body = metrics.render(components().state_collector(), components().settings.prometheus_multiproc_dir)
+    body = metrics.render(
+        components().state_collector(),
+        components().settings.prometheus_multiproc_dir,
+        components().stripe_budget_collector(),
+    )
     return Response(body, mimetype=None, content_type=metrics.CONTENT_TYPE)
