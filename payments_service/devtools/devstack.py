@@ -146,6 +146,7 @@ def run(environ: Mapping[str, str], out: Callable[[str], None] = print) -> int:
                 STRIPE_WEBHOOK_SECRET=SANDBOX_WEBHOOK_SECRET,
                 STRIPE_PUBLISHABLE_KEY="pk_test_sandbox",
             )
+            env.setdefault("SANDBOX_RATE_LIMIT", "25")  # Stripe's test-mode limit: the budget at work
             stack.start(
                 "sandbox",
                 [

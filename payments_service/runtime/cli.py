@@ -163,6 +163,14 @@ def check_config() -> None:
 @click.option(
     "--latency-ms", default=0, show_default=True, help="Delay every API answer, as a distant Stripe."
 )
+@click.option(
+    "--rate-limit",
+    envvar="SANDBOX_RATE_LIMIT",
+    default=0,
+    show_default=True,
+    help="Answer 429 past this many requests per second, as Stripe does (0: none). [env: SANDBOX_RATE_LIMIT]",
+)
+@click.option("--endpoint-rate-limit", default=25, show_default=True, help="The same, per endpoint.")
 def sandbox(
     host: str,
     port: int,
@@ -170,6 +178,8 @@ def sandbox(
     webhook_url: str | None,
     webhook_secret: str,
     latency_ms: int,
+    rate_limit: int,
+    endpoint_rate_limit: int,
 ) -> None:
     """DEVELOPMENT ONLY: a local stand-in for Stripe (test keys only, state in memory)."""
     from gevent import monkey
@@ -202,7 +212,13 @@ def sandbox(
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().handle(sock, address)
 
-    NoDelayServer((host, port), create_sandbox_app(state, latency_ms), log=None).serve_forever()
+    app = create_sandbox_app(state, latency_ms)
+    if rate_limit:
+        from ..devtools.sandbox.rate_limits import RateLimits
+
+        app = RateLimits(app, rate_limit, endpoint_rate_limit)
+        click.echo(f"enforcing Stripe's rate limits: {rate_limit}/s, {endpoint_rate_limit}/s per endpoint")
+    NoDelayServer((host, port), app, log=None).serve_forever()
 
 
 @main.command("demo-receiver")

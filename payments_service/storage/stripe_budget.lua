@@ -3,16 +3,18 @@
 -- bucket in which both of its limits have room and sleeps until its place in it, so callers
 -- queue in arrival order across every process and host, without polling and without a lock.
 --
--- Each bucket's capacity comes from the rate (exact on average: the floors telescope), and the
--- k-th call in a bucket goes out k/capacity of the way into it, so calls are spaced evenly. A
--- place whose time has passed is lost, not saved up: an idle spell never turns into a burst.
+-- Each limit's places lie on an even grid: place n at n / rate seconds (Unix time); a bucket
+-- holds the places that fall in it. A call never goes out before its place (nor before its
+-- place for the other limit), and a place whose time has passed is lost, not saved up: an idle
+-- spell never turns into a burst, and no second ever sees more calls than the rate allows.
 --
 -- KEYS[1] the global calendar, KEYS[2] the endpoint's (hashes: bucket index -> calls reserved;
 --         'low': the oldest bucket not yet deleted; 'line': see below).
 -- ARGV[1] "reserve" or "peek"
 -- reserve: ARGV[2] bucket width (ms), ARGV[3] global rate (calls/s), ARGV[4] the share of the
 --   global rate this caller may fill (what it leaves is kept for callers of a higher priority),
---   ARGV[5] the endpoint's rate, ARGV[6] how far ahead the caller may reserve (ms; 0: only now).
+--   ARGV[5] the endpoint's rate, ARGV[6] how far ahead the caller may reserve (ms), ARGV[7]
+--   "line" if a caller turned away takes a place in the line beyond (below).
 --   Returns {1, ms until the call may go out} or {0, ms after which to ask again}.
 -- peek: ARGV[2] bucket width, ARGV[3] global rate, ARGV[4] endpoint rate.
 --   Returns {free global places, free endpoint places} over the next second, and
@@ -24,17 +26,25 @@ local mode = ARGV[1]
 local width = tonumber(ARGV[2])
 local first = math.floor(now / width)
 
+-- The index of the first place at or after the start of a bucket.
+local function first_place(rate, bucket)
+  return math.ceil(rate * width * bucket / 1000)
+end
+
 local function capacity(rate, bucket)
-  local per_bucket = rate * width / 1000
-  return math.floor(per_bucket * (bucket + 1)) - math.floor(per_bucket * bucket)
+  return first_place(rate, bucket + 1) - first_place(rate, bucket)
 end
 
 -- Places in the current bucket whose time has passed count as taken.
-local function taken(count, cap, bucket)
+local function taken(count, rate, bucket)
   if bucket ~= first then
     return count
   end
-  return math.max(count, math.floor((now - bucket * width) / width * cap))
+  return math.max(count, math.ceil(rate * now / 1000) - first_place(rate, bucket))
+end
+
+local function place_time(rate, bucket, index)
+  return (first_place(rate, bucket) + index) * 1000 / rate
 end
 
 if mode == 'peek' then
@@ -55,7 +65,7 @@ if mode == 'peek' then
     local places = 0
     for bucket = first, first + math.floor(1000 / width) - 1 do
       local cap = capacity(rate, bucket)
-      places = places + math.max(0, cap - taken(reserved[bucket] or 0, cap, bucket))
+      places = places + math.max(0, cap - taken(reserved[bucket] or 0, rate, bucket))
     end
     free[k] = places
     booked[k] = math.max(0, (last + 1) * width - now)
@@ -64,7 +74,7 @@ if mode == 'peek' then
 end
 
 local global_rate, share = tonumber(ARGV[3]), tonumber(ARGV[4])
-local endpoint_rate, ahead = tonumber(ARGV[5]), tonumber(ARGV[6])
+local endpoint_rate, ahead, queues = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == 'line'
 local last = math.floor((now + ahead) / width)
 
 local buckets = {}
@@ -91,8 +101,8 @@ end
 for index, bucket in ipairs(buckets) do
   local global_cap = capacity(global_rate, bucket)
   local endpoint_cap = capacity(endpoint_rate, bucket)
-  local global_used = taken(tonumber(globals[index]) or 0, global_cap, bucket)
-  local endpoint_used = taken(tonumber(endpoints[index]) or 0, endpoint_cap, bucket)
+  local global_used = taken(tonumber(globals[index]) or 0, global_rate, bucket)
+  local endpoint_used = taken(tonumber(endpoints[index]) or 0, endpoint_rate, bucket)
   local allowed = math.min(global_cap, capacity(global_rate * share, bucket))
   if global_used < allowed and endpoint_used < endpoint_cap then
     redis.call('HSET', KEYS[1], bucket, global_used + 1)
@@ -102,14 +112,15 @@ for index, bucket in ipairs(buckets) do
       sweep(KEYS[k])
       redis.call('PEXPIRE', KEYS[k], keep)
     end
-    local place = math.max(global_used / global_cap, endpoint_used / endpoint_cap)
-    local at = bucket * width + math.floor(place * width)
-    return {1, math.max(0, at - now)}
+    local at = math.max(
+      place_time(global_rate, bucket, global_used), place_time(endpoint_rate, bucket, endpoint_used)
+    )
+    return {1, math.max(0, math.ceil(at - now))}
   end
 end
 
-if ahead == 0 then
-  return {0, (first + 1) * width - now}
+if not queues then
+  return {0, (last + 1) * width - now}
 end
 
 -- Nothing free within the caller's reach. 'line' is the end of a virtual queue beyond it: each

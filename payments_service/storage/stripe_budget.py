@@ -59,11 +59,28 @@ class BudgetCalendar:
         self._mode = mode  # "live" or "test"
 
     def reserve(
-        self, endpoint: str, global_rate: float, share: float, endpoint_rate: float, ahead: float
+        self,
+        endpoint: str,
+        global_rate: float,
+        share: float,
+        endpoint_rate: float,
+        ahead: float,
+        line: bool = True,
     ) -> Reservation:
-        """The earliest place within `ahead` seconds where both limits have room (share: of the global)."""
+        """The earliest place within `ahead` seconds where both limits have room (share: of the global).
+
+        Refused, a caller in `line` is told when its turn in the line beyond its reach comes;
+        any other when the next bucket starts.
+        """
         granted, ms = self._run(
-            endpoint, "reserve", BUCKET_MS, global_rate, share, endpoint_rate, int(ahead * 1000)
+            endpoint,
+            "reserve",
+            BUCKET_MS,
+            global_rate,
+            share,
+            endpoint_rate,
+            int(ahead * 1000),
+            "line" if line else "",
         )
         return Reservation(bool(granted), int(ms) / 1000)
 

@@ -39,6 +39,8 @@ HEADROOM = 0.95
 # The share of the global limit that only urgent calls may take.
 URGENT_RESERVE = 0.2
 CHECKOUT_CREATE = "checkout.sessions.create"
+# Background calls take a place only this close (seconds): free now, not queued for.
+BACKGROUND_REACH = 0.1
 
 
 class Priority(StrEnum):
@@ -95,15 +97,18 @@ class StripeBudget:
         started = time.monotonic()
         share, endpoint_rate = SHARES[priority], self.limits.of(operation)
         while True:
-            reach = 0.0 if priority is Priority.BACKGROUND else max(0.0, deadline - time.monotonic())
-            place = self._calendar.reserve(operation, self.limits.global_rate, share, endpoint_rate, reach)
+            background = priority is Priority.BACKGROUND
+            reach = BACKGROUND_REACH if background else max(0.0, deadline - time.monotonic())
+            place = self._calendar.reserve(
+                operation, self.limits.global_rate, share, endpoint_rate, reach, line=not background
+            )
             if place.granted:
                 if place.delay > 0:
                     time.sleep(place.delay)
                 waited = time.monotonic() - started
                 metrics.stripe_budget_granted(priority.value, waited)
                 return waited
-            if priority is not Priority.BACKGROUND or time.monotonic() + place.delay > deadline:
+            if not background or time.monotonic() + place.delay > deadline:
                 metrics.stripe_budget_turned_away(priority.value)
                 log.warning(
                     "no Stripe budget within the wait bound",

@@ -15,23 +15,11 @@ from payments_service.observability import logs
 from payments_service.runtime import worker
 from payments_service.wiring import Components
 from tests.support.flows import open_payment, post_event
+from tests.support.metrics import metric
 from tests.support.redis_server import RedisServer
 from tests.support.settings import BOOKING_EVENTS_URL, WEBHOOK_SECRET
 from tests.support.signing import stripe_signature
 from tests.support.stripe_wire import StripeWire
-
-
-def metric(client: Any, name: str, **labels: str) -> float:
-    """One sample from /metrics (0 when absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in client.get("/metrics").get_data(as_text=True).splitlines():
-        if line.startswith("#"):
-            continue
-        series, _, value = line.rpartition(" ")
-        sample, _, label_text = series.partition("{")
-        if sample == name and ",".join(sorted(label_text.rstrip("}").split(","))) == wanted:
-            return float(value)
-    return 0.0
 
 
 def test_requests_are_counted_by_route_and_status(client: Any, auth: dict[str, str]) -> None:
