@@ -52,13 +52,14 @@ e2e: $(STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz.run_schemathesis
 
-## make bench: throughput, latency and memory against a 300 ms Stripe stand-in; CPU per Stripe call; a 10,000-payment reconcile pass
+## make bench: throughput, latency and memory against a 300 ms Stripe stand-in; CPU per Stripe call; a 10,000-payment reconcile pass; a flash sale within Stripe's rate limits
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { s=""; [ "$$(id -u)" -eq 0 ] || s=sudo; \
 		$$s apt-get install -y -qq wrk || { $$s apt-get update -qq && $$s apt-get install -y -qq wrk; }; }
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.stripe_transport
 	$(BIN)/python -m benchmarks.reconcile_pass
+	$(BIN)/python -m benchmarks.flash_sale --stampede
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts benchmarks/results
