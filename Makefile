@@ -52,7 +52,7 @@ e2e: $(STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz.run_schemathesis
 
-## make bench: throughput, latency and memory against a 300 ms Stripe stand-in; CPU per Stripe call; a 10,000-payment reconcile pass; a flash sale within Stripe's rate limits
+## make bench: throughput, latency and memory against a 300 ms Stripe stand-in; CPU per Stripe call; a 10,000-payment reconcile pass
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { s=""; [ "$$(id -u)" -eq 0 ] || s=sudo; \
 		$$s apt-get install -y -qq wrk || { $$s apt-get update -qq && $$s apt-get install -y -qq wrk; }; }
