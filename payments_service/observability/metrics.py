@@ -142,7 +142,7 @@ STRIPE_BUDGET_WAIT = Histogram(
 )
 STRIPE_BUDGET_TURNED_AWAY = Counter(
     "payments_stripe_budget_turned_away_total",
-    "Callers answered 503 because the budget had no place within their wait bound",
+    "Callers answered 503 for Stripe's rate limits: no place within their wait bound, or 429s outlasting it",
     ["priority"],
 )
 

@@ -265,6 +265,7 @@ class StripeGateway:
                     raise
                 pause = random.uniform(backoff / 2, backoff)  # noqa: S311 (jitter, not a secret)
                 if time.monotonic() + pause >= deadline:
+                    metrics.stripe_budget_turned_away(priority.value)
                     raise StripeRateLimited(max(backoff, 1.0)) from failure
                 time.sleep(pause)
                 backoff = min(backoff * 2, RATE_LIMITED_BACKOFF_MAX_SECONDS)

@@ -15,6 +15,7 @@ import pytest
 from stripe import StripeClient
 
 from payments_service.domain.errors import StripeRateLimited
+from payments_service.stripe_api.budget import HEADROOM
 from payments_service.stripe_api.gateway import StripeGateway
 from payments_service.stripe_api.requests_transport import requests_http_client
 from payments_service.wiring import Components
@@ -220,12 +221,14 @@ def test_the_budget_left_is_on_metrics(
     client = limited_app(
         app_factory, redis_url, stripe, stripe_rate_limit=100, stripe_checkout_rate_limit=10
     ).test_client()
-    assert metric(client, "payments_stripe_budget_rate", limit="checkout.sessions.create") == 9.5
-    # A second's places (9.5), less those of the current bucket whose time has passed.
+    assert metric(client, "payments_stripe_budget_rate", limit="checkout.sessions.create") == pytest.approx(
+        10 * HEADROOM
+    )
+    # A second's places, less those of the current bucket whose time has passed.
     assert metric(client, "payments_stripe_budget_free", limit="checkout.sessions.create") >= 8
     checkouts_at_once(client, auth, [f"bk_metrics_{n}" for n in range(12)])
     assert metric(client, "payments_stripe_budget_calls_total", priority="checkout") >= 12
-    assert metric(client, "payments_stripe_budget_rate", limit="global") == 95.0
+    assert metric(client, "payments_stripe_budget_rate", limit="global") == pytest.approx(100 * HEADROOM)
 
 
 def test_the_sandbox_enforces_stripes_limits_per_endpoint_and_the_sdk_reads_its_429(

@@ -18,11 +18,11 @@ from payments_service.storage import keys
 
 BUDGET_PREFIX = f"{keys.KEY_TAG}:stripe-budget:".encode()
 CREATE_SESSION = "POST /v1/checkout/sessions"
-# The stand-in counts a strict sliding second, and the budget plans 5% under its limit: about
-# 50 ms to spare over a second. A caller that wakes up that late on a busy machine can push one
-# call into a full second; Stripe answers it 429 and it is retried with a new place. More than
-# this in a test means the budget was not kept (or not shared).
-LATE_WAKE_UPS = 1
+# The stand-in counts a strict sliding second, and the budget plans 6% under its limit: about
+# 60 ms to spare over a second. A process that wakes up that late on a busy machine (the suite
+# runs beside other work on two cores) can push a call into a full second; Stripe answers it 429
+# and it is retried with a new place. A burst with no budget at all would see several times this.
+LATE_WAKE_UPS = 2
 CREATE_REFUND = "POST /v1/refunds"
 
 
