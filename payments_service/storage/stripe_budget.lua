@@ -5,8 +5,9 @@
 --
 -- Each limit's places lie on an even grid: place n at n / rate seconds (Unix time); a bucket
 -- holds the places that fall in it. A call never goes out before its place (nor before its
--- place for the other limit), and a place whose time has passed is lost, not saved up: an idle
--- spell never turns into a burst, and no second ever sees more calls than the rate allows.
+-- place for the other limit). Of the places whose time has passed, only the latest may still be
+-- taken (the call goes out at once: an idle budget adds no wait); the others are lost, not saved
+-- up, so an idle spell never turns into a burst and no second sees more calls than the rate.
 --
 -- KEYS[1] the global calendar, KEYS[2] the endpoint's (hashes: bucket index -> calls reserved;
 --         'low': the oldest bucket not yet deleted; 'line': see below).
@@ -35,12 +36,12 @@ local function capacity(rate, bucket)
   return first_place(rate, bucket + 1) - first_place(rate, bucket)
 end
 
--- Places in the current bucket whose time has passed count as taken.
+-- Places in the current bucket whose time has passed count as taken, but the latest of them.
 local function taken(count, rate, bucket)
   if bucket ~= first then
     return count
   end
-  return math.max(count, math.ceil(rate * now / 1000) - first_place(rate, bucket))
+  return math.max(count, math.ceil(rate * now / 1000) - first_place(rate, bucket) - 1)
 end
 
 local function place_time(rate, bucket, index)

@@ -52,16 +52,17 @@ def test_callers_get_places_in_arrival_order_spread_evenly_over_time(calendar: B
 def test_a_caller_beyond_its_reach_reserves_nothing_and_is_told_when_its_turn_comes(
     calendar: BudgetCalendar,
 ) -> None:
-    # One place a second, two seconds' reach: two or three places, then the line.
-    granted = [answer for _, answer in places(calendar, 3, endpoint_rate=1.0, ahead=2.0)]
+    # One place every five seconds (so none comes into reach during the test), ten seconds' reach:
+    # two or three places, then the line.
+    granted = [answer for _, answer in places(calendar, 3, endpoint_rate=0.2, ahead=10.0)]
     assert granted[0].granted and granted[1].granted
-    booked = calendar.usage(CREATE, 1000.0, 1.0)[1].booked_seconds
-    refused = [answer for _, answer in places(calendar, 4, endpoint_rate=1.0, ahead=2.0)]
+    booked = calendar.usage(CREATE, 1000.0, 0.2)[1].booked_seconds
+    refused = [answer for _, answer in places(calendar, 4, endpoint_rate=0.2, ahead=10.0)]
     assert not any(a.granted for a in refused)
-    # Each one turned away is one place further back in the line: they come back a second apart.
+    # Each one turned away is one place further back in the line: they come back five seconds apart.
     hints = [a.delay for a in refused]
-    assert hints == sorted(hints) and hints[-1] - hints[0] >= 2.5
-    assert calendar.usage(CREATE, 1000.0, 1.0)[1].booked_seconds <= booked
+    assert hints == sorted(hints) and hints[-1] - hints[0] >= 14
+    assert calendar.usage(CREATE, 1000.0, 0.2)[1].booked_seconds <= booked
 
 
 def test_urgent_calls_keep_a_reserve_of_the_global_limit_that_checkouts_cannot_fill(
