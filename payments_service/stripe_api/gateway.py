@@ -135,7 +135,7 @@ class StripeGateway:
         """Best effort: if the session is paid anyway, that payment arrives as a duplicate and is refunded."""
         try:
             self.expire_session(session_id)
-        except StripeFailure:
+        except (StripeFailure, StripeRateLimited):
             log.warning("could not expire a session nobody should pay", extra={"session_id": session_id})
 
     def create_refund(
@@ -243,9 +243,11 @@ class StripeGateway:
         params: dict[str, Any],
         idempotency_key: str | None = None,
         *,
-        priority: Priority,
+        priority: Priority = Priority.BACKGROUND,
     ) -> dict[str, Any]:
         """One API call within Stripe's rate limits: a place in the shared budget, then the call.
+
+        Lookups are background by default: only what checkouts and urgent calls leave.
 
         A 429 is retried (same idempotency key: Stripe keeps nothing of a refused request) with
         a new place, after a backoff with jitter, while the caller's wait bound allows; then
