@@ -80,6 +80,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.reconcile_pass
 	$(BIN)/python -m benchmarks.footprint
 	$(BIN)/python -m benchmarks.replica_ack
+	$(BIN)/python -m benchmarks.flash_sale --stampede
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts benchmarks/results

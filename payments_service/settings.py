@@ -70,6 +70,11 @@ class Settings:
     redis_cluster_nodes: tuple[HostPort, ...] = ()
     redis_replica_acks: int = 0
     redis_replica_ack_timeout_ms: int = 1000
+    # Stripe's rate limits, shared by every process (stripe_api/budget.py)
+    stripe_rate_limit: float | None = None  # the account's global limit; None: Stripe's for the key's mode
+    stripe_endpoint_rate_limit: float = 25.0
+    stripe_checkout_rate_limit: float | None = None  # None: the endpoint limit
+    checkout_wait_seconds: float = 10.0
 
     @property
     def workers(self) -> int:
@@ -134,6 +139,14 @@ class Settings:
             redis_replica_acks=reader.optional("REDIS_REPLICA_ACKS", _int_between(0, 16), 0),
             redis_replica_ack_timeout_ms=reader.optional(
                 "REDIS_REPLICA_ACK_TIMEOUT_MS", _int_between(1, 60000), 1000
+            ),
+            stripe_rate_limit=reader.optional("STRIPE_RATE_LIMIT", _rate_limit, None),
+            stripe_endpoint_rate_limit=reader.optional(
+                "STRIPE_ENDPOINT_RATE_LIMIT", _rate_limit, cls.stripe_endpoint_rate_limit
+            ),
+            stripe_checkout_rate_limit=reader.optional("STRIPE_CHECKOUT_RATE_LIMIT", _rate_limit, None),
+            checkout_wait_seconds=reader.optional(
+                "CHECKOUT_WAIT_SECONDS", _positive_float(MAX_CHECKOUT_WAIT_SECONDS), cls.checkout_wait_seconds
             ),
         )
         reader.problems += live_mode_problems(settings)
@@ -337,6 +350,8 @@ def _masked(name: str, value: object) -> object:
             netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
             return urlunsplit(parts._replace(netloc=netloc))
     return value
+
+
 MIN_PAYMENT_RETENTION_SECONDS = 30
 MAX_PAYMENT_RETENTION_SECONDS = 400 * 86400
 # Stripe metadata values allow 500 characters; a short plain name also sits safely in search queries.
@@ -347,6 +362,8 @@ def _deployment(raw: str) -> str:
     if not _DEPLOYMENT_NAME.fullmatch(raw):
         raise ValueError("must be 1 to 40 of A-Z a-z 0-9 _ . - (starting with a letter or digit)")
     return raw
+
+
 def _host_ports(raw: str) -> tuple[HostPort, ...]:
     """host:port,host:port (IPv6 hosts in brackets: [::1]:26379)."""
     nodes = []
@@ -389,3 +406,19 @@ def _redis_topology_problems(settings: Settings) -> list[str]:
     if cluster and urlsplit(settings.redis_url).path.strip("/") not in ("", "0"):
         problems.append("REDIS_URL must use database 0 with REDIS_CLUSTER_NODES (a Cluster has only db 0)")
     return problems
+
+
+# A caller's wait for a Stripe slot is bounded by its own HTTP timeout in practice; the budget's
+# calendar reaches this far ahead (storage/stripe_budget.lua).
+MAX_CHECKOUT_WAIT_SECONDS = 60.0
+
+
+def _rate_limit(raw: str) -> float:
+    """Requests per second, as Stripe states its limits (raised limits can be far above the defaults)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"must be a number of requests per second, got {raw!r}") from None
+    if not 1 <= value <= 100_000:
+        raise ValueError(f"must be between 1 and 100000 requests per second, got {raw}")
+    return value

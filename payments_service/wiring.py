@@ -14,13 +14,15 @@ from .delivery.outbox import Outbox
 from .delivery.queue import DeliveryQueue
 from .domain.payments import OPEN
 from .observability import metrics
-from .observability.metrics import PrimaryCollector, StateCollector
+from .observability.metrics import PrimaryCollector, StateCollector, StripeBudgetCollector
 from .settings import Settings
 from .storage.client import primary_for, redis_client
 from .storage.pipelining import Pipelined
 from .storage.primary import Primary
 from .storage.replicas import ReplicaAcks, writable
 from .storage.store import PaymentStore
+from .storage.stripe_budget import BudgetCalendar
+from .stripe_api.budget import StripeBudget
 from .stripe_api.gateway import StripeGateway
 from .usecases.checkout import CheckoutService
 from .usecases.ledger import Ledger
@@ -45,6 +47,7 @@ class Components:
     refunds: RefundService
     primary: Primary
     acks: ReplicaAcks
+    budget: StripeBudget
 
     def state(self) -> dict[str, Any]:
         """What /health and /metrics report from Redis."""
@@ -75,6 +78,9 @@ class Components:
     def new_redis(self, socket_timeout: float) -> Redis:
         """Another client on the same primary (the worker's, whose blocking reads need a longer timeout)."""
         return redis_client(self.settings.redis_url, socket_timeout=socket_timeout, primary=self.primary)
+
+    def stripe_budget_collector(self) -> StripeBudgetCollector:
+        return StripeBudgetCollector(self.budget.usage)
 
     def reconciler(self, progress: Callable[[str], None] | None = None) -> Reconciler:
         """A reconciliation pass's driver, paced by RECONCILE_MAX_RPS."""
@@ -117,7 +123,10 @@ def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis |
     deliveries = DeliveryQueue(redis, settings.event_retry_schedule, settings.event_delivery_timeout)
     outbox = Outbox(redis, deliveries)
     store = PaymentStore(redis, trips(redis.connection_pool), settings.payment_retention_seconds, acks)
-    stripe = StripeGateway.from_settings(settings, gevent=runtime is Runtime.GEVENT)
+    # One budget of Stripe calls shared with every other process, kept beside the payments.
+    calendar = BudgetCalendar(redis, store.trips, "live" if settings.stripe_live_mode else "test")
+    budget = StripeBudget.from_settings(settings, calendar)
+    stripe = StripeGateway.from_settings(settings, gevent=runtime is Runtime.GEVENT, budget=budget)
     ledger = Ledger(store, stripe, settings.payments_deployment)
     facts = StripeFactsService(store, stripe, ledger, published=metrics.payment_event_published)
     return Components(
@@ -133,4 +142,5 @@ def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis |
         refunds=RefundService(store, stripe, facts),
         primary=primary,
         acks=acks,
+        budget=budget,
     )

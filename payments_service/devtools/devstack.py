@@ -209,6 +209,9 @@ def start_all(plan: Plan, root: Path, children: Children) -> None:
                 SANDBOX_WEBHOOK_SECRET,
                 "--state-file",
                 str(root / "sandbox" / "stripe.json"),
+                # Stripe's test-mode limit, so the budget is seen at work (SANDBOX_RATE_LIMIT=0: none).
+                "--rate-limit",
+                env.get("SANDBOX_RATE_LIMIT", "25"),
             ],
             env,
         )

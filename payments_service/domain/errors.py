@@ -67,3 +67,14 @@ class StripeFailure(Exception):
     def refused(self) -> bool:
         """Stripe answered and said no (4xx), as opposed to failing or not answering."""
         return self.http_status is not None and 400 <= self.http_status < 500
+
+
+class StripeRateLimited(Exception):
+    """Stripe's rate limits leave no place for a call within the caller's wait bound.
+
+    `retry_after`: seconds until a place is likely, from the queue ahead of the caller.
+    """
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"Stripe's rate limit is reached; retry in {retry_after:.1f}s")
+        self.retry_after = retry_after

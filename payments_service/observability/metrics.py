@@ -8,6 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -125,7 +126,7 @@ class _ThisProcess:
         yield from REGISTRY.collect()
 
 
-def render(state: StateCollector, multiprocess_dir: str | None, *extra: Any) -> bytes:
+def render(state: StateCollector, multiprocess_dir: str | None, *more: Collector) -> bytes:
     """The exposition text; with gunicorn, counters are summed over every worker's files."""
     registry = CollectorRegistry(auto_describe=False)
     if multiprocess_dir:
@@ -133,7 +134,7 @@ def render(state: StateCollector, multiprocess_dir: str | None, *extra: Any) -> 
     else:
         registry.register(_ThisProcess())
     registry.register(state)
-    for collector in extra:
+    for collector in more:
         registry.register(collector)
     return generate_latest(registry)
 
@@ -164,3 +165,65 @@ class PrimaryCollector:
         )
         info.add_metric([mode, address], 1)
         yield info
+
+
+# Stripe's rate limits (stripe_api/budget.py). Stripe's own 429s are
+# payments_stripe_requests_total{outcome="RateLimitError"}.
+STRIPE_BUDGET_GRANTED = Counter(
+    "payments_stripe_budget_calls_total", "Stripe calls given a place in the shared budget", ["priority"]
+)
+STRIPE_BUDGET_WAIT = Histogram(
+    "payments_stripe_budget_wait_seconds",
+    "Time a Stripe call waited for its place in the shared budget",
+    ["priority"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0),
+)
+STRIPE_BUDGET_TURNED_AWAY = Counter(
+    "payments_stripe_budget_turned_away_total",
+    "Callers answered 503 for Stripe's rate limits: no place within their wait bound, or 429s outlasting it",
+    ["priority"],
+)
+
+
+def stripe_budget_granted(priority: str, waited: float) -> None:
+    STRIPE_BUDGET_GRANTED.labels(priority).inc()
+    STRIPE_BUDGET_WAIT.labels(priority).observe(waited)
+
+
+def stripe_budget_turned_away(priority: str) -> None:
+    STRIPE_BUDGET_TURNED_AWAY.labels(priority).inc()
+
+
+class StripeBudgetCollector:
+    """What is left of the shared Stripe budget, read from Redis at scrape time (every process agrees).
+
+    `read_usage` returns, per limit, (rate planned to, free places over the next second, seconds
+    ahead the last place is booked).
+    """
+
+    def __init__(self, read_usage: Callable[[], dict[str, tuple[float, int, float]]]) -> None:
+        self._read_usage = read_usage
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            usage = self._read_usage()
+        except RedisError:
+            return
+        planned = GaugeMetricFamily(
+            "payments_stripe_budget_rate", "Calls per second planned to, by limit", labels=["limit"]
+        )
+        free = GaugeMetricFamily(
+            "payments_stripe_budget_free",
+            "Places left in the Stripe budget over the next second, by limit",
+            labels=["limit"],
+        )
+        booked = GaugeMetricFamily(
+            "payments_stripe_budget_booked_seconds",
+            "How far ahead the Stripe budget is reserved (the queue), by limit",
+            labels=["limit"],
+        )
+        for limit, (rate, left, ahead) in usage.items():
+            planned.add_metric([limit], rate)
+            free.add_metric([limit], left)
+            booked.add_metric([limit], ahead)
+        yield from (planned, free, booked)

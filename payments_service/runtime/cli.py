@@ -245,6 +245,14 @@ def _redis_target(settings: Settings) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Keep the state in this JSON file across restarts (default: in memory only).",
 )
+@click.option(
+    "--rate-limit",
+    envvar="SANDBOX_RATE_LIMIT",
+    default=0,
+    show_default=True,
+    help="Answer 429 past this many requests per second, as Stripe does (0: none). [env: SANDBOX_RATE_LIMIT]",
+)
+@click.option("--endpoint-rate-limit", default=25, show_default=True, help="The same, per endpoint.")
 def sandbox(
     host: str,
     port: int,
@@ -253,6 +261,8 @@ def sandbox(
     webhook_secret: str,
     latency_ms: int,
     state_file: Path | None,
+    rate_limit: int,
+    endpoint_rate_limit: int,
 ) -> None:
     """DEVELOPMENT ONLY: a local stand-in for Stripe (test keys only)."""
     from gevent import monkey
@@ -260,7 +270,18 @@ def sandbox(
     monkey.patch_all()
     from ..devtools.sandbox import server
 
-    server.serve(host, port, public_url, webhook_url, webhook_secret, latency_ms, state_file, out=click.echo)
+    server.serve(
+        host,
+        port,
+        public_url,
+        webhook_url,
+        webhook_secret,
+        latency_ms,
+        state_file,
+        out=click.echo,
+        rate_limit=rate_limit,
+        endpoint_rate_limit=endpoint_rate_limit,
+    )
 
 
 @main.command("demo-receiver")

@@ -45,3 +45,8 @@ STATS = f"{KEY_TAG}:stats"
 DELIVERED_LOG = f"{KEY_TAG}:delivered"
 # Written before a WAIT that must cover changes made on other connections (storage/replicas.py).
 REPLICA_BARRIER = f"{KEY_TAG}:replica-barrier"
+
+
+def stripe_budget(mode: str, limit: str) -> str:
+    """A calendar of reserved Stripe calls; Stripe counts live and test mode apart."""
+    return f"{KEY_TAG}:stripe-budget:{mode}:{limit}"

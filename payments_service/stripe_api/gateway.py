@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,7 +13,7 @@ from urllib.parse import quote
 import requests
 import stripe
 
-from ..domain.errors import StripeFailure
+from ..domain.errors import StripeFailure, StripeRateLimited
 from ..domain.facts import (
     CheckoutRequest,
     CheckoutSession,
@@ -23,6 +24,7 @@ from ..domain.facts import (
 )
 from ..observability import logs, metrics
 from ..settings import Settings
+from .budget import Priority, StripeBudget
 from .parsing import (
     HANDLED_EVENT_TYPES,
     OWNER_KEY,
@@ -37,6 +39,10 @@ from .requests_transport import POOL_SIZE, requests_http_client
 log = logging.getLogger(__name__)
 
 WEBHOOK_TOLERANCE_SECONDS = 300
+# A 429 that happens anyway (another integration on the account) is retried after a backoff
+# like this, with jitter, as long as the caller's wait bound allows.
+RATE_LIMITED_BACKOFF_SECONDS = 0.25
+RATE_LIMITED_BACKOFF_MAX_SECONDS = 2.0
 # What a session is retrieved with when its payment must be rebuilt from it.
 RECORD = ["line_items", "payment_intent.latest_charge"]
 # A booking has a handful of payment intents; more pages than this is not a booking's.
@@ -76,14 +82,21 @@ class StripeGateway:
     """Checkout Sessions, refunds and events through one configured StripeClient."""
 
     def __init__(
-        self, client: stripe.StripeClient, webhook_secrets: Sequence[str], transport: str = "requests"
+        self,
+        client: stripe.StripeClient,
+        webhook_secrets: Sequence[str],
+        transport: str = "requests",
+        budget: StripeBudget | None = None,
     ) -> None:
         self._client = client
         self._webhook_secrets = tuple(webhook_secrets)
         self.transport = transport  # the HTTP library under the SDK (stripe.HTTPClient.name)
+        self._budget = budget  # None: no rate limits to keep (a stand-in without them)
 
     @classmethod
-    def from_settings(cls, settings: Settings, gevent: bool = False) -> StripeGateway:
+    def from_settings(
+        cls, settings: Settings, gevent: bool = False, budget: StripeBudget | None = None
+    ) -> StripeGateway:
         """A gateway for this process: `gevent` (serve's workers) picks the gevent-native transport."""
         # requests re-reads proxy variables and ~/.netrc on every call when trust_env is on
         # (CPU on every checkout); honour HTTPS_PROXY/NO_PROXY once, at start.
@@ -103,7 +116,7 @@ class StripeGateway:
             max_network_retries=settings.stripe_max_network_retries,
             http_client=http_client,
         )
-        return cls(client, settings.stripe_webhook_secrets, transport=http_client.name)
+        return cls(client, settings.stripe_webhook_secrets, transport=http_client.name, budget=budget)
 
     def create_checkout_session(self, req: CheckoutRequest, idempotency_key: str) -> CheckoutSession:
         """Open a hosted payment page for one booking, marked as this deployment's."""
@@ -130,17 +143,26 @@ class StripeGateway:
         if req.customer_email:
             params["customer_email"] = req.customer_email
         session = self._request(
-            "checkout.sessions.create", "post", "/v1/checkout/sessions", params, idempotency_key
+            "checkout.sessions.create",
+            "post",
+            "/v1/checkout/sessions",
+            params,
+            idempotency_key,
+            priority=Priority.CHECKOUT,
         )
         return CheckoutSession(
             id=session["id"], url=session.get("url") or "", expires_at=session["expires_at"]
         )
 
-    def retrieve_session(self, session_id: str) -> SessionFact:
-        """Stripe's current word on a session, including whether a delayed payment settled."""
+    def retrieve_session(self, session_id: str, priority: Priority = Priority.BACKGROUND) -> SessionFact:
+        """Stripe's current word on a session, including whether a delayed payment settled.
+
+        Background by default: reconciliation and ?refresh=true ask this.
+        """
         path = f"/v1/checkout/sessions/{quote(session_id, safe='')}"
+        params = {"expand": ["payment_intent"]}
         return session_fact(
-            self._request("checkout.sessions.retrieve", "get", path, {"expand": ["payment_intent"]})
+            self._request("checkout.sessions.retrieve", "get", path, params, priority=priority)
         )
 
     def session_record(self, session_id: str) -> SessionRecord:
@@ -180,11 +202,13 @@ class StripeGateway:
         """Expire an open session; if it is no longer open, say what it is instead."""
         path = f"/v1/checkout/sessions/{quote(session_id, safe='')}/expire"
         try:
-            return session_fact(self._request("checkout.sessions.expire", "post", path, {}))
+            return session_fact(
+                self._request("checkout.sessions.expire", "post", path, {}, priority=Priority.URGENT)
+            )
         except StripeFailure as failure:
             # Stripe refuses to expire a session that completed or expired meanwhile: ask what it is.
             if failure.refused:
-                fact = self.retrieve_session(session_id)
+                fact = self.retrieve_session(session_id, Priority.URGENT)
                 if fact.outcome is not SessionOutcome.OPEN:
                     return fact
             raise
@@ -193,7 +217,7 @@ class StripeGateway:
         """Best effort: if the session is paid anyway, that payment arrives as a duplicate and is refunded."""
         try:
             self.expire_session(session_id)
-        except StripeFailure:
+        except (StripeFailure, StripeRateLimited):
             log.warning("could not expire a session nobody should pay", extra={"session_id": session_id})
 
     def create_refund(
@@ -214,7 +238,9 @@ class StripeGateway:
             params["amount"] = amount
         if reason:
             params["reason"] = reason
-        refund = self._request("refunds.create", "post", "/v1/refunds", params, idempotency_key)
+        refund = self._request(
+            "refunds.create", "post", "/v1/refunds", params, idempotency_key, priority=Priority.URGENT
+        )
         charge = refund.get("charge")
         total = charge.get("amount_refunded") if isinstance(charge, dict) else None
         return Refund(id=refund["id"], amount=refund["amount"], charge_amount_refunded=total)
@@ -244,7 +270,9 @@ class StripeGateway:
         }
         if starting_after:
             params["starting_after"] = starting_after
-        page = self._request("checkout.sessions.list", "get", "/v1/checkout/sessions", params)
+        page = self._request(
+            "checkout.sessions.list", "get", "/v1/checkout/sessions", params, priority=Priority.BACKGROUND
+        )
         sessions = page["data"]
         facts = [session_fact(s) for s in sessions]
         return facts, (sessions[-1]["id"] if page.get("has_more") and sessions else None)
@@ -260,7 +288,7 @@ class StripeGateway:
         params: dict[str, Any] = {"types": list(HANDLED_EVENT_TYPES), "created": created, "limit": 100}
         if starting_after:
             params["starting_after"] = starting_after
-        page = self._request("events.list", "get", "/v1/events", params)
+        page = self._request("events.list", "get", "/v1/events", params, priority=Priority.BACKGROUND)
         raw = page["data"]
         events = []
         for data in raw:
@@ -309,13 +337,41 @@ class StripeGateway:
         path: str,
         params: dict[str, Any],
         idempotency_key: str | None = None,
+        *,
+        priority: Priority = Priority.BACKGROUND,
     ) -> dict[str, Any]:
+        """One API call within Stripe's rate limits: a place in the shared budget, then the call.
+
+        Lookups are background by default: only what checkouts and urgent calls leave.
+
+        A 429 is retried (same idempotency key: Stripe keeps nothing of a refused request) with
+        a new place, after a backoff with jitter, while the caller's wait bound allows; then
+        StripeRateLimited (a 503 with Retry-After), never a StripeFailure (a 502).
+        """
+        if idempotency_key:
+            params = {**params, "idempotency_key": idempotency_key}
+        deadline = time.monotonic() + (self._budget.wait if self._budget else 0.0)
+        backoff = RATE_LIMITED_BACKOFF_SECONDS
+        while True:
+            if self._budget is not None:
+                self._budget.acquire(operation, priority, deadline)
+            try:
+                return self._call(operation, method, path, params)
+            except StripeFailure as failure:
+                if failure.http_status != 429:
+                    raise
+                pause = random.uniform(backoff / 2, backoff)  # noqa: S311 (jitter, not a secret)
+                if time.monotonic() + pause >= deadline:
+                    metrics.stripe_budget_turned_away(priority.value)
+                    raise StripeRateLimited(max(backoff, 1.0)) from failure
+                time.sleep(pause)
+                backoff = min(backoff * 2, RATE_LIMITED_BACKOFF_MAX_SECONDS)
+
+    def _call(self, operation: str, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
         """One API call through the StripeClient (auth, retries, idempotency, errors), as plain JSON.
 
         raw_request skips building StripeObjects we would only turn back into dicts.
         """
-        if idempotency_key:
-            params = {**params, "idempotency_key": idempotency_key}
         started = time.perf_counter()
         outcome = "ok"
         try:

@@ -21,8 +21,10 @@ from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError
 from requests.structures import CaseInsensitiveDict
 
+from .requests_transport import LeavesRateLimitsToTheGateway
 
-class GeventStripeHTTPClient(stripe.HTTPClient):
+
+class GeventStripeHTTPClient(LeavesRateLimitsToTheGateway, stripe.HTTPClient):
     """stripe.HTTPClient over geventhttpclient: one pool of keep-alive connections per Stripe host."""
 
     name = "geventhttpclient"

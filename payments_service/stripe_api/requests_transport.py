@@ -47,6 +47,31 @@ class DirectSession(requests.Session):
         )
 
 
+class LeavesRateLimitsToTheGateway:
+    """The SDK retries a 429 that carries `Stripe-Should-Retry: true` on its own, outside the budget.
+
+    The gateway retries every 429 itself, each time with a new place in the shared budget.
+    """
+
+    def _should_retry(
+        self,
+        response: tuple[Any, int, Mapping[str, str] | None] | None,
+        api_connection_error: stripe.APIConnectionError | None,
+        num_retries: int,
+        max_network_retries: int | None,
+    ) -> bool:
+        if response is not None and response[1] == 429:
+            return False
+        should: bool = super()._should_retry(  # type: ignore[misc]
+            response, api_connection_error, num_retries, max_network_retries
+        )
+        return should
+
+
+class BudgetedRequestsClient(LeavesRateLimitsToTheGateway, stripe.RequestsClient):
+    pass
+
+
 def requests_http_client(timeout: float, proxies: Mapping[str, str]) -> stripe.RequestsClient:
     """stripe's RequestsClient on a DirectSession with a pool for every concurrent request."""
     session = DirectSession()
@@ -55,4 +80,4 @@ def requests_http_client(timeout: float, proxies: Mapping[str, str]) -> stripe.R
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    return stripe.RequestsClient(timeout=timeout, session=session)
+    return BudgetedRequestsClient(timeout=timeout, session=session)

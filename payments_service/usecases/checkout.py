@@ -28,6 +28,8 @@ STRIPE_MIN_EXPIRY = 30 * 60
 STRIPE_MAX_EXPIRY = 24 * 3600
 EXPIRY_MARGIN = 60
 # A lock holder may spend this long on Stripe (timeouts x retries); waiters give up sooner.
+# Both grow by CHECKOUT_WAIT_SECONDS: the holder may wait that long for a place in Stripe's
+# budget first, and a second request for the booking should still get the first one's session.
 LOCK_HOLD_SECONDS = 150.0
 LOCK_WAIT_SECONDS = 30.0
 SAVE_ATTEMPTS = 3
@@ -67,8 +69,7 @@ class CheckoutService:
         # lock, an open session we can hand out needs no wait.
         with self._store.claim(
             req.booking_id,
-            LOCK_HOLD_SECONDS,
-            LOCK_WAIT_SECONDS,
+            *self._lock_times(),
             needed=lambda payment: self._reusable(payment, req) is None,
         ) as claim:
             for _ in range(SAVE_ATTEMPTS):
@@ -104,7 +105,7 @@ class CheckoutService:
         payment = self._cancellable(booking_id, self._store.get(booking_id))
         if payment.status is not PaymentStatus.PENDING:
             return payment
-        with self._store.claim(booking_id, LOCK_HOLD_SECONDS, LOCK_WAIT_SECONDS) as claim:
+        with self._store.claim(booking_id, *self._lock_times()) as claim:
             payment = self._marked_for_cancel(booking_id, claim)
             if payment.status is not PaymentStatus.PENDING:
                 return payment
@@ -120,6 +121,11 @@ class CheckoutService:
                 return None
 
             return self._store.apply(booking_id, decide, build_event).payment or payment
+
+    def _lock_times(self) -> tuple[float, float]:
+        """How long a request may hold a booking's lock, and how long another waits for it."""
+        budget_wait = self._settings.checkout_wait_seconds
+        return LOCK_HOLD_SECONDS + budget_wait, LOCK_WAIT_SECONDS + budget_wait
 
     def _marked_for_cancel(self, booking_id: str, claim: Claim) -> Payment:
         """The payment, marked as being canceled if it is still pending (decided again on a conflict)."""

@@ -54,5 +54,6 @@ def prometheus() -> Response:
         components().state_collector(),
         components().settings.prometheus_multiproc_dir,
         components().primary_collector(),
+        components().stripe_budget_collector(),
     )
     return Response(body, mimetype=None, content_type=metrics.CONTENT_TYPE)

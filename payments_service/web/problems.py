@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,14 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
-from ..domain.errors import BookingBusy, InvalidRequest, ServiceError, StripeFailure, VersionConflict
+from ..domain.errors import (
+    BookingBusy,
+    InvalidRequest,
+    ServiceError,
+    StripeFailure,
+    StripeRateLimited,
+    VersionConflict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +84,13 @@ def problem_for(exc: Exception) -> Problem:
             503,
             "another request for this booking is still talking to Stripe; retry",
             headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, StripeRateLimited):
+        return Problem(
+            503,
+            "Stripe's rate limit is reached and the queue is longer than this service waits; retry",
+            "urn:payments-service:problem:stripe-rate-limit",
+            {"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
         )
     if isinstance(exc, VersionConflict):
         return Problem(

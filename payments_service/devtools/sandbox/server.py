@@ -35,6 +35,8 @@ def serve(
     latency_ms: int,
     state_file: Path | None,
     out: Callable[[str], None],
+    rate_limit: int = 0,
+    endpoint_rate_limit: int = 25,
 ) -> None:
     """Serve until SIGTERM or SIGINT; with a state file, start from it and save into it."""
     logging.basicConfig(level=logging.INFO, format="sandbox %(levelname)s %(message)s")
@@ -47,7 +49,13 @@ def serve(
     if webhook_url:
         state.listeners.append(WebhookSender(webhook_url, webhook_secret))
     out(f"Stripe SANDBOX (development only, no real money) on {base}; webhooks to {webhook_url or 'nowhere'}")
-    server = _NoDelayServer((host, port), create_sandbox_app(state, latency_ms), log=None)
+    app = create_sandbox_app(state, latency_ms)
+    if rate_limit:
+        from .rate_limits import RateLimits
+
+        app = RateLimits(app, rate_limit, endpoint_rate_limit)
+        out(f"enforcing Stripe's rate limits: {rate_limit}/s, {endpoint_rate_limit}/s per endpoint")
+    server = _NoDelayServer((host, port), app, log=None)
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, server.stop)
     server.serve_forever()
