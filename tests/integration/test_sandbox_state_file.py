@@ -10,7 +10,12 @@ from payments_service.devtools.sandbox.stripe_state import StripeState
 
 SESSION = {
     "mode": "payment",
-    "line_items": [{"price_data": {"currency": "usd", "unit_amount": "3750"}, "quantity": "1"}],
+    "line_items": [
+        {
+            "price_data": {"currency": "usd", "unit_amount": "3750", "product_data": {"name": "2 seats"}},
+            "quantity": "1",
+        }
+    ],
     "success_url": "https://app.test/ok",
     "cancel_url": "https://app.test/no",
     "client_reference_id": "bk_1",

@@ -100,7 +100,8 @@ def test_the_most_metadata_we_accept_fits_within_stripes_limits(
     response = create(client, auth, metadata=metadata)
     assert response.status_code == 201, response.get_json()
     session = stripe.state.sessions[response.get_json()["session_id"]]
-    assert len(session["metadata"]) == 21  # ours too: booking_id (Stripe allows 50)
+    # ours too: booking_id and the ownership marker (Stripe allows 50)
+    assert len(session["metadata"]) == 22 and session["metadata"]["booking_id"] == "bk_1"
 
 
 def test_redirect_urls_longer_than_stripe_takes_are_refused(
