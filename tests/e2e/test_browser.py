@@ -120,7 +120,11 @@ def test_a_customer_pays_and_the_booking_service_hears_of_it(dev: DevRun, browse
     page.wait_for_url(re.compile(r"/bookings/bk_browser_pay/paid\?session=" + payment["session_id"]))
     assert "Payment received" in page.get_by_role("heading", level=1).inner_text()
     wait_for(
-        lambda: dev.printed(r"payment\.paid\s+booking=bk_browser_pay status=paid v2$"), 20, "payment.paid"
+        lambda: dev.printed(
+            rf"payment\.paid\s+booking=bk_browser_pay status=paid v{payment['version'] + 1}$"
+        ),
+        20,
+        "payment.paid",
     )
     assert dev.call("GET", "/v1/payments/bk_browser_pay").json()["status"] == "paid"
     page.close()
