@@ -65,7 +65,11 @@ def test_a_customer_pays_and_the_booking_service_hears_of_it(dev: DevRun, browse
     page.wait_for_url(re.compile(r"/bookings/bk_browser_pay/paid\?session=" + payment["session_id"]))
     assert heading(page) == "Payment received"
     wait_for(
-        lambda: dev.printed(r"payment\.paid\s+booking=bk_browser_pay status=paid v2$"), 20, "payment.paid"
+        lambda: dev.printed(
+            rf"payment\.paid\s+booking=bk_browser_pay status=paid v{payment['version'] + 1}$"
+        ),
+        20,
+        "payment.paid",
     )
     assert dev.status("bk_browser_pay") == "paid"
     page.close()
