@@ -22,6 +22,7 @@ from .pipelining import Command, Pipelined
 # scans few buckets: a 10 s wait is 100 of them.
 BUCKET_MS = 100
 GLOBAL = "global"
+RESERVE = "global-reserve"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,15 @@ def _sha() -> str:
     return hashlib.sha1(script().encode(), usedforsecurity=False).hexdigest()
 
 
+@dataclass(frozen=True)
+class Rates:
+    """Calls per second: the global limit's lane every call may use, its reserve, one endpoint's."""
+
+    shared: float
+    reserve: float
+    endpoint: float
+
+
 class BudgetCalendar:
     """Reserves places for Stripe calls against the global limit and one endpoint's limit at once."""
 
@@ -58,49 +68,36 @@ class BudgetCalendar:
         self._trips = trips
         self._mode = mode  # "live" or "test"
 
-    def reserve(
-        self,
-        endpoint: str,
-        global_rate: float,
-        share: float,
-        endpoint_rate: float,
-        ahead: float,
-        line: bool = True,
-    ) -> Reservation:
-        """The earliest place within `ahead` seconds where both limits have room (share: of the global).
+    def reserve(self, endpoint: str, rates: Rates, ahead: float, urgent: bool, line: bool) -> Reservation:
+        """The earliest place within `ahead` seconds where both limits have room.
 
-        Refused, a caller in `line` is told when its turn in the line beyond its reach comes;
-        any other when the next bucket starts.
+        `urgent` callers may also take the global limit's reserve. Refused, a caller in `line` is
+        told when its turn in the line beyond its reach comes; any other when to ask again.
         """
         granted, ms = self._run(
-            endpoint,
-            "reserve",
-            BUCKET_MS,
-            global_rate,
-            share,
-            endpoint_rate,
-            int(ahead * 1000),
-            "line" if line else "",
+            endpoint, "reserve", rates, int(ahead * 1000), "urgent" if urgent else "", "line" if line else ""
         )
         return Reservation(bool(granted), int(ms) / 1000)
 
-    def usage(self, endpoint: str, global_rate: float, endpoint_rate: float) -> tuple[Usage, Usage]:
-        """The global calendar's and the endpoint's, for metrics."""
-        global_free, endpoint_free, global_ms, endpoint_ms = self._run(
-            endpoint, "peek", BUCKET_MS, global_rate, endpoint_rate
-        )
+    def usage(self, endpoint: str, rates: Rates) -> tuple[Usage, Usage]:
+        """The global limit's (both lanes) and the endpoint's, for metrics."""
+        global_free, endpoint_free, global_ms, endpoint_ms = self._run(endpoint, "peek", rates)
         return (
             Usage(int(global_free), int(global_ms) / 1000),
             Usage(int(endpoint_free), int(endpoint_ms) / 1000),
         )
 
-    def _run(self, endpoint: str, *args: object) -> list[int]:
+    def _run(self, endpoint: str, mode: str, rates: Rates, *args: object) -> list[int]:
         cmd: Command = (
             "EVALSHA",
             _sha(),
-            2,
+            3,
             keys.stripe_budget(self._mode, GLOBAL),
             keys.stripe_budget(self._mode, f"endpoint:{endpoint}"),
+            keys.stripe_budget(self._mode, RESERVE),
+            mode,
+            BUCKET_MS,
+            *(_arg(rate) for rate in (rates.shared, rates.endpoint, rates.reserve)),
             *(_arg(a) for a in args),
         )
         try:

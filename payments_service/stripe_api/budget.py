@@ -18,14 +18,11 @@ import logging
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from ..domain.errors import StripeRateLimited
 from ..observability import metrics
 from ..settings import Settings
-
-if TYPE_CHECKING:
-    from ..storage.stripe_budget import BudgetCalendar
+from ..storage.stripe_budget import BudgetCalendar, Rates
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +69,10 @@ class Limits:
         """The endpoint limit for one named operation (Stripe counts each operation apart)."""
         return self.checkout_rate if operation == CHECKOUT_CREATE else self.endpoint_rate
 
-
-SHARES = {
-    Priority.URGENT: 1.0,
-    Priority.CHECKOUT: 1 - URGENT_RESERVE,
-    Priority.BACKGROUND: 1 - URGENT_RESERVE,
-}
+    def rates(self, operation: str) -> Rates:
+        """The calendars' rates for one operation: the global limit split into its two lanes."""
+        shared = self.global_rate * (1 - URGENT_RESERVE)
+        return Rates(shared=shared, reserve=self.global_rate - shared, endpoint=self.of(operation))
 
 
 class StripeBudget:
@@ -95,13 +90,11 @@ class StripeBudget:
     def acquire(self, operation: str, priority: Priority, deadline: float) -> float:
         """Wait until this call may go out; seconds waited. StripeRateLimited if not before `deadline`."""
         started = time.monotonic()
-        share, endpoint_rate = SHARES[priority], self.limits.of(operation)
+        rates = self.limits.rates(operation)
+        background, urgent = priority is Priority.BACKGROUND, priority is Priority.URGENT
         while True:
-            background = priority is Priority.BACKGROUND
             reach = BACKGROUND_REACH if background else max(0.0, deadline - time.monotonic())
-            place = self._calendar.reserve(
-                operation, self.limits.global_rate, share, endpoint_rate, reach, line=not background
-            )
+            place = self._calendar.reserve(operation, rates, reach, urgent=urgent, line=not background)
             if place.granted:
                 if place.delay > 0:
                     time.sleep(place.delay)
@@ -122,9 +115,7 @@ class StripeBudget:
         """Per limit (global, Checkout Session creation): the rate planned to, free places over the
         next second, and how many seconds ahead places are booked. For /metrics."""
         limits = self.limits
-        global_usage, checkout = self._calendar.usage(
-            CHECKOUT_CREATE, limits.global_rate, limits.checkout_rate
-        )
+        global_usage, checkout = self._calendar.usage(CHECKOUT_CREATE, limits.rates(CHECKOUT_CREATE))
         return {
             "global": (limits.global_rate, global_usage.free_per_second, global_usage.booked_seconds),
             CHECKOUT_CREATE: (limits.checkout_rate, checkout.free_per_second, checkout.booked_seconds),
