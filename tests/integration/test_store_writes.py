@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ from redis.crc import key_slot
 
 from payments_service.domain.errors import VersionConflict
 from payments_service.domain.payments import PaymentStatus
+from payments_service.storage import compare_and_write as cw
 from payments_service.storage import keys
 from payments_service.wiring import Components
 from tests.support.flows import BODY, open_payment, post_event, queued_events
@@ -70,7 +72,7 @@ def test_a_checkout_saves_the_payment_and_its_index_entry_and_frees_the_lock_in_
     assert stored is not None and stored.session_id == created["session_id"]
     assert components.redis.zscore(keys.status_index("pending"), "bk_s") == stored.updated_at
     assert components.redis.exists(keys.booking_lock("bk_s")) == 0
-    assert commands["evalsha"] == 1  # the save: one script that ran
+    assert commands["evalsha"] == 2  # taking the booking's lock, and the save: a script each
     assert "watch" not in commands and "multi" not in commands
 
 
@@ -145,8 +147,10 @@ class AnswerLost:
 def test_a_checkout_whose_save_landed_but_whose_answer_was_lost_keeps_its_session(
     own_redis: RedisServer, app_factory: Any, auth: dict[str, str], stripe: StripeWire
 ) -> None:
-    # The save is one script call (EVALSHA); a first checkout has Redis load the script.
-    proxy = AnswerLost(int(own_redis.url.rsplit(":", 1)[1].split("/")[0]), b"EVALSHA")
+    # The save is one script call (EVALSHA of the compare-and-write script); a first checkout has
+    # Redis load the script.
+    save_script = hashlib.sha1(cw.script().encode(), usedforsecurity=False).hexdigest().encode()
+    proxy = AnswerLost(int(own_redis.url.rsplit(":", 1)[1].split("/")[0]), save_script)
     client = app_factory(proxy.url).test_client()
     assert (
         client.post("/v1/payments", json={**BODY, "booking_id": "bk_first"}, headers=auth).status_code == 201
