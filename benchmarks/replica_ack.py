@@ -93,17 +93,23 @@ def measure(acks: int, seconds: int, round_no: int) -> dict[str, Any]:
                 "redis": primary.pid,
                 "replica": replica.pid,
             }
-            checkout = checkout_phase(api, seconds, processes)
+            with redis.Redis.from_url(primary.url) as client:
+                client.config_resetstat()
+                checkout = checkout_phase(api, seconds, processes)
+                stats = client.info("commandstats")
             webhook = intake(api, seconds, Settings.from_env(env), processes, f"ack{acks}r{round_no}")
         finally:
             stack.stop()
-    return {"checkout": checkout, "webhook": webhook}
+    # Checkouts that share a write to Redis share its WAIT: fewer WAITs than scripts (the lock's
+    # and the save's).
+    calls = {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("wait", "evalsha")}
+    return {"checkout": checkout, "webhook": webhook, "calls": calls}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     print(f"machine speed: reference loop {machine_speed_ms():.0f} ms (lower is faster)")
@@ -118,9 +124,13 @@ def main() -> None:
                 f"{result['checkout']['errors']} errors), webhooks {result['webhook']['rps']:.0f}/s "
                 f"(p99 {result['webhook']['p99_ms']:.1f} ms, {result['webhook']['errors']} errors); "
                 f"serve CPU: {result['checkout']['cpu'].split('; ')[-1]} (checkout), "
-                f"{result['webhook']['cpu'].split('; ')[-1]} (webhook)",
+                f"{result['webhook']['cpu'].split('; ')[-1]} (webhook); "
+                f"checkouts: {result['calls']['wait']} WAITs for {result['calls']['evalsha']} scripts",
                 flush=True,
             )
+    for round_no in range(args.rounds):
+        ratios = [runs[1][round_no][k]["rps"] / runs[0][round_no][k]["rps"] for k in ("checkout", "webhook")]
+        print(f"round {round_no + 1}: WAIT / no WAIT: checkout {ratios[0]:.2f}, webhook {ratios[1]:.2f}")
     print(f"{'scenario (a local replica)':<34} {'no WAIT':>10} {'WAIT 1':>10}  ratio")
     for name, kind, unit in (
         ("checkout, 256 callers, Stripe 300 ms", "checkout", "/s"),

@@ -37,6 +37,19 @@ SCHEDULER_SILENT_SECONDS = 15
 JOB_TIMEOUT_MARGIN_SECONDS = 5
 
 
+# RQ frees its registry-cleaning lock when a cleaning ends, and lets it expire after 15 minutes: a
+# cleaning cut off by a Redis failure or a failover would leave abandoned deliveries unretried that
+# long. Cleanings take well under this.
+CLEANING_LOCK_SECONDS = 30
+
+
+class _Queue(Queue):
+    """RQ's queue, whose cleaning lock a failed cleaning holds for seconds, not 15 minutes."""
+
+    def acquire_maintenance_lock(self) -> bool:
+        return bool(self.connection.set(self.registry_cleaning_key, 1, nx=True, ex=CLEANING_LOCK_SECONDS))
+
+
 def check_key_prefix() -> None:
     """Fail at start if rq was imported before payments_service (its keys would leave our slot)."""
     if rq.defaults.RQ_KEY_PREFIX != redis_keys.RQ_KEY_PREFIX:
@@ -77,7 +90,7 @@ class DeliveryQueue:
         self._redis = redis
         self._retry_schedule = retry_schedule
         self._job_timeout = math.ceil(delivery_timeout) + JOB_TIMEOUT_MARGIN_SECONDS
-        self.queue = Queue(QUEUE_NAME, connection=redis, serializer=JSONSerializer)
+        self.queue = _Queue(QUEUE_NAME, connection=redis, serializer=JSONSerializer)
         self._scheduled = ScheduledJobRegistry(queue=self.queue)  # type: ignore[no-untyped-call]
         self._started = StartedJobRegistry(queue=self.queue)
         self._finished = FinishedJobRegistry(queue=self.queue)
@@ -114,7 +127,7 @@ class DeliveryQueue:
 
     def queue_on(self, connection: Redis) -> Queue:
         """This queue over another connection (the worker's, whose reads may block)."""
-        return Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+        return _Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
 
     def release_dead_scheduler_lock(self) -> bool:
         """Free the scheduler lock of a scheduler that stopped heartbeating (its worker was killed).
@@ -225,3 +238,23 @@ class DeliveryQueue:
             created_at=job.created_at.replace(tzinfo=UTC) if job.created_at else None,
             next_attempt_at=next_attempt,
         )
+
+    def requeue_if_stranded(self, job_id: str) -> bool:
+        """Queue again, at the front, a delivery its worker took but never started (Redis failed between).
+
+        RQ moves a job it takes into an intermediate list until it starts it; one left there is
+        found by RQ's own check only after a minute or more. One that started is left to RQ's
+        abandoned-job check, which knows its time limit.
+        """
+        intermediate = self.queue.intermediate_queue
+        if job_id in self._started or job_id not in intermediate.get_job_ids():
+            return False
+        job = self.queue.fetch_job(job_id)
+        if job is None:
+            intermediate.remove(job_id)
+            return False
+        with self._redis.pipeline() as pipe:
+            self.queue.enqueue_job(job, pipeline=pipe, at_front=True)  # RQ opens the MULTI
+            pipe.lrem(intermediate.key, 1, job_id)
+            pipe.execute()
+        return True

@@ -56,6 +56,16 @@ class EventWorker(SimpleWorker):
         self._delivery = delivery
         self._stop = stop or threading.Event()
         self._retired = False
+        self.taken: str | None = None  # the job taken from the queue and not yet done with
+
+    def dequeue_job_and_maintain_ttl(self, timeout: Any, max_idle_time: Any = None) -> Any:
+        result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        self.taken = result[0].id if result is not None else None
+        return result
+
+    def execute_job(self, job: Job, queue: Any) -> None:
+        super().execute_job(job, queue)
+        self.taken = None
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         self._stop.set()  # SIGTERM/SIGINT: the work loop is not started again
@@ -131,21 +141,30 @@ def reconcile_periodically(reconciler: Reconciler, interval: float, stop: thread
 
 
 def work_until_stopped(
-    make_worker: Callable[[], EventWorker], stop: threading.Event, burst: bool, log_level: str
+    make_worker: Callable[[], EventWorker],
+    stop: threading.Event,
+    burst: bool,
+    log_level: str,
+    requeue: Callable[[str], bool] = lambda job_id: False,
 ) -> None:
     """RQ's work loop, started again whenever Redis made it quit, until SIGTERM (or a burst is done).
 
     RQ ends its loop on a Redis error met outside its dequeue (READONLY or MOVED after a failover,
     a connection lost in the middle of a job). Here the worker logs, waits (bounded backoff), takes
     a new RQ worker on the same connection pool (which reconnects to the current primary), and
-    resumes. A job cut off that way is found abandoned by RQ and retried.
+    resumes. A job cut off that way is queued again at once if it had not started (`requeue`), or
+    found abandoned by RQ and retried if it had.
     """
     backoff = Backoff(first=0.5, ceiling=5.0)
+    stranded: str | None = None
     while True:
         started = time.monotonic()
         worker = None
         try:
             worker = make_worker()  # RQ asks Redis a few things already here
+            if stranded is not None:
+                requeue(stranded)
+                stranded = None
             worker.work(burst=burst, with_scheduler=True, logging_level=log_level)
         except RedisError as exc:  # RQ's start (registration) and end (deregistration) are outside its loop
             if burst:
@@ -155,6 +174,7 @@ def work_until_stopped(
             return
         if worker is not None:
             worker.retire()
+            stranded = worker.taken or stranded
         if time.monotonic() - started > STEADY_SECONDS:
             backoff.reset()
         wait = backoff.next()
@@ -212,7 +232,7 @@ def run(components: Components, burst: bool = False) -> None:
     for thread in threads:
         thread.start()
     try:
-        work_until_stopped(make_worker, stop, burst, settings.log_level)
+        work_until_stopped(make_worker, stop, burst, settings.log_level, deliveries.requeue_if_stranded)
     finally:
         stop.set()
         for thread in threads:

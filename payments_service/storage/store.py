@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import ConnectionError, LockError, TimeoutError
+from redis.exceptions import ConnectionError, LockError, NoScriptError, TimeoutError
 
 from ..domain.errors import BookingBusy, VersionConflict
 from ..domain.events import OutgoingEvent
@@ -19,7 +19,7 @@ from ..domain.payments import Change, Decision, DuplicatePayment, Payment, Payme
 from . import compare_and_write as cw
 from . import keys
 from .connections import WriteRefused
-from .locks import release_lock
+from .locks import load_take_script, release_lock, take_command
 from .pipelining import Command, Pipelined
 from .records import decode, encode, index_ops, outbox_entry
 from .replicas import ReplicaAcks
@@ -119,12 +119,16 @@ class PaymentStore:
         lock_key, token = keys.booking_lock(booking_id), uuid.uuid4().hex
         deadline = time.monotonic() + wait
         poll = LOCK_POLL_SECONDS
+        take = [take_command(lock_key, token, int(hold * 1000)), ("GET", keys.payment(booking_id))]
         while True:
-            acquired, raw = self.trips.run(
-                [("SET", lock_key, token, "NX", "PX", int(hold * 1000)), ("GET", keys.payment(booking_id))]
-            )
+            try:
+                acquired, raw = self.trips.run(take)
+            except NoScriptError:  # a Redis that restarted, failed over, or never ran it
+                load_take_script(self._redis)
+                acquired, raw = self.trips.run(take)
             payment = decode(raw) if raw is not None else None
             if acquired:
+                token = _text(acquired)  # the lock's value: what releasing it compares
                 break
             if not needed(payment):
                 yield Claim(self, booking_id, None, payment)

@@ -128,7 +128,7 @@ def assert_every_paid_booking_was_announced_once(stack: Stack, load: SteadyLoad)
         return paid - set(paid_events_by_booking(stack.receiver.accepted()))
 
     try:
-        wait_for(lambda: not missing(), 60, "every paid booking's payment.paid to reach the booking service")
+        wait_for(lambda: not missing(), 90, "every paid booking's payment.paid to reach the booking service")
     except TimeoutError:
         lost = missing()
         listed = [

@@ -189,13 +189,26 @@ def test_while_another_request_holds_the_booking_its_open_session_is_handed_out_
 ) -> None:
     first = create(client, auth)
     lock = redis_keys.booking_lock("bk_42")
-    components.redis.set(lock, "another-request", px=60_000)  # someone is talking to Stripe about it
+    held = f"another-request:{components.redis.info('replication')['master_replid']}"
+    components.redis.set(lock, held, px=60_000)  # someone is talking to Stripe about it
     started = time.monotonic()
     second = create(client, auth)
     assert second.status_code == 200 and second.get_json() == first.get_json()
     assert time.monotonic() - started < 1.0  # did not wait for the lock
-    assert components.redis.get(lock) == b"another-request"  # and left the holder's lock alone
+    assert components.redis.get(lock) == held.encode()  # and left the holder's lock alone
     assert len(stripe.all_calls()) == 1
+
+
+def test_a_lock_taken_before_the_primary_changed_does_not_hold_the_booking(
+    client: Any, auth: dict[str, str], stripe: StripeWire, components: Components
+) -> None:
+    # Taken on a primary that has failed over (or restarted) since: its holder's answer went nowhere.
+    lock = redis_keys.booking_lock("bk_42")
+    components.redis.set(lock, "gone-request:" + "0" * 40, px=60_000)
+    started = time.monotonic()
+    assert create(client, auth).status_code == 201
+    assert time.monotonic() - started < 1.0  # not LOCK_WAIT_SECONDS, nor the lock's 150 s
+    assert components.redis.exists(lock) == 0  # taken over, and released with the save
 
 
 def test_a_repeated_request_releases_the_lock_it_took(

@@ -16,7 +16,8 @@ from redis.crc import key_slot
 
 from payments_service.domain.errors import VersionConflict
 from payments_service.domain.payments import PaymentStatus
-from payments_service.storage import compare_and_write, keys
+from payments_service.storage import compare_and_write as cw
+from payments_service.storage import keys
 from payments_service.wiring import Components
 from tests.support.flows import BODY, open_payment, post_event, queued_events
 from tests.support.redis_server import RedisServer
@@ -71,7 +72,9 @@ def test_a_checkout_saves_the_payment_and_its_index_entry_and_frees_the_lock_in_
     assert stored is not None and stored.session_id == created["session_id"]
     assert components.redis.zscore(keys.status_index("pending"), "bk_s") == stored.updated_at
     assert components.redis.exists(keys.booking_lock("bk_s")) == 0
-    assert commands["evalsha"] == 2  # the save, and the Stripe call's place in the budget: one script each
+    assert (
+        commands["evalsha"] == 3
+    )  # the lock, the Stripe call's place in the budget, the save: a script each
     assert "watch" not in commands and "multi" not in commands
 
 
@@ -146,10 +149,10 @@ class AnswerLost:
 def test_a_checkout_whose_save_landed_but_whose_answer_was_lost_keeps_its_session(
     own_redis: RedisServer, app_factory: Any, auth: dict[str, str], stripe: StripeWire
 ) -> None:
-    # The save is one script call (EVALSHA of compare_and_write.lua; the Stripe budget's script
-    # runs before it); a first checkout has Redis load the script.
-    save_script = hashlib.sha1(compare_and_write.script().encode(), usedforsecurity=False).hexdigest()
-    proxy = AnswerLost(int(own_redis.url.rsplit(":", 1)[1].split("/")[0]), save_script.encode())
+    # The save is one script call (EVALSHA of the compare-and-write script; the lock's and the
+    # Stripe budget's scripts run before it); a first checkout has Redis load the script.
+    save_script = hashlib.sha1(cw.script().encode(), usedforsecurity=False).hexdigest().encode()
+    proxy = AnswerLost(int(own_redis.url.rsplit(":", 1)[1].split("/")[0]), save_script)
     client = app_factory(proxy.url).test_client()
     assert (
         client.post("/v1/payments", json={**BODY, "booking_id": "bk_first"}, headers=auth).status_code == 201
