@@ -76,20 +76,7 @@ def _components(settings: Settings) -> Components:
     return build(settings)
 
 
-class _Commands(click.Group):
-    """Redis failing under a command is one line on stderr and exit 1, not a traceback."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        from redis.exceptions import RedisError
-
-        try:
-            return super().invoke(ctx)
-        except RedisError as exc:
-            click.echo(f"payments-service: Redis unavailable: {type(exc).__name__}: {exc}", err=True)
-            sys.exit(1)
-
-
-@click.group(cls=_Commands)
+@click.group()
 def main() -> None:
     """payments-service: Stripe Checkout for bookings."""
 
