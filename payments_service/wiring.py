@@ -121,8 +121,8 @@ def build(settings: Settings, runtime: Runtime = Runtime.THREADS, redis: Redis |
     redis = redis or redis_client(settings.redis_url, connection_class=connection_class, primary=primary)
     acks = ReplicaAcks(settings.redis_replica_acks, settings.redis_replica_ack_timeout_ms, primary)
     deliveries = DeliveryQueue(redis, settings.event_retry_schedule, settings.event_delivery_timeout)
-    outbox = Outbox(redis, deliveries)
     store = PaymentStore(redis, trips(redis.connection_pool), settings.payment_retention_seconds, acks)
+    outbox = Outbox(redis, deliveries, confirm=lambda: acks.confirm(store.trips))
     # One budget of Stripe calls shared with every other process, kept beside the payments.
     calendar = BudgetCalendar(redis, store.trips, "live" if settings.stripe_live_mode else "test")
     budget = StripeBudget.from_settings(settings, calendar)

@@ -11,7 +11,7 @@ idle for RELAY_RECLAIM_SECONDS.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,10 +38,15 @@ IDLE_CONSUMER_SECONDS = 3600
 class Outbox:
     """Every outgoing event: in the stream until a relay moves it, then in the delivery queue."""
 
-    def __init__(self, redis: Redis, deliveries: DeliveryQueue) -> None:
+    def __init__(
+        self, redis: Redis, deliveries: DeliveryQueue, confirm: Callable[[], None] = lambda: None
+    ) -> None:
         self.redis = redis
         self.key = redis_keys.OUTBOX
         self._deliveries = deliveries
+        # Raises unless the replicas have what was read (REDIS_REPLICA_ACKS): an event whose write
+        # no replica confirmed may vanish in a failover, and must not be announced before then.
+        self._confirm = confirm
 
     def relay(self, consumer: str, block_ms: int | None = None) -> int:
         """Move the next batch of new entries into the delivery queue; how many moved.
@@ -159,6 +164,7 @@ class Outbox:
         ids = [entry_id for entry_id, _ in entries if entry_id is not None]
         if not ids:
             return 0
+        self._confirm()  # not confirmed: the entries stay pending, moved once they are (or never)
         with self.redis.pipeline() as pipe:
             for _, event in self._entries(entries):
                 self._deliveries.enqueue(pipe, event)
