@@ -43,7 +43,7 @@ def test_a_command_whose_redis_is_unreachable_says_so_in_one_line() -> None:
     result = run("events", "list", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     assert result.returncode == 1
     assert (
-        result.stderr.startswith("payments-service: Redis at 127.0.0.1:")
+        result.stderr.startswith("payments-service: Redis at redis://127.0.0.1:")
         and "ConnectionError" in result.stderr
     )
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
