@@ -67,6 +67,15 @@ class Sale:
             return True
 
 
+def cpu_stall_us() -> int | None:
+    """Microseconds some task waited for a CPU (Linux PSI), to tell a busy machine's runs apart."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    return int(line.rsplit("total=", 1)[1])
+
+
 def caller(api: str, work: list[tuple[float, str]], lock: threading.Lock, sale: Sale, started: float) -> None:
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {TOKEN}"
@@ -182,6 +191,7 @@ def sale(
     )
     result = Sale()
     lock = threading.Lock()
+    stalled_before = cpu_stall_us()
     started = time.monotonic()
     threads = [
         threading.Thread(target=caller, args=(api, work, lock, result, started), daemon=True)
@@ -200,6 +210,12 @@ def sale(
     refund_seconds = time.monotonic() - refund_started
     for thread in threads:
         thread.join(600)
+    stalled_after = cpu_stall_us()
+    cpu_pressure = (
+        (stalled_after - stalled_before) / 1e6 / (time.monotonic() - started)
+        if stalled_before is not None and stalled_after is not None
+        else None
+    )
     after = requests.get(stripe_url + "/_sandbox/rate-limits", timeout=10).json()
     sessions = requests.get(stripe_url + "/_sandbox/health", timeout=10).json()["sessions"] - sessions_before
     limited = sum(after["limited"].values()) - sum(before["limited"].values())
@@ -223,6 +239,7 @@ def sale(
         "one_session_per_booking": one_each and sessions == bookings,
         "refund_status": refund.status_code,
         "refund_seconds": refund_seconds,
+        "cpu_pressure": cpu_pressure,
     }
 
 
@@ -261,6 +278,9 @@ def report(name: str, r: dict[str, Any]) -> bool:
         ("sessions at Stripe", f"{r['sessions_created']}", f"for {r['bookings']} bookings"),
         ("refund during the sale", f"{r['refund_seconds'] * 1000:.0f} ms", f"status {r['refund_status']}"),
     ]
+    if r["cpu_pressure"] is not None:
+        share = f"{100 * r['cpu_pressure']:.0f}% of the time"
+        rows.append(("processes waiting for a CPU", share, "(Linux PSI; late wake-ups make 429s)"))
     for label, value, detail in rows:
         print(f"  {label:<28} {value:<44} {detail}")
     for check, ok in checks.items():
