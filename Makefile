@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.stripe_transport
 	$(BIN)/python -m benchmarks.reconcile_pass
 	$(BIN)/python -m benchmarks.replica_ack
+	$(BIN)/python -m benchmarks.redis_cost
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts benchmarks/results
