@@ -81,6 +81,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.footprint
 	$(BIN)/python -m benchmarks.replica_ack
 	$(BIN)/python -m benchmarks.flash_sale --stampede
+	$(BIN)/python -m benchmarks.redis_cost
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts benchmarks/results

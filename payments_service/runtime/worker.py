@@ -178,7 +178,7 @@ def work_until_stopped(
         if time.monotonic() - started > STEADY_SECONDS:
             backoff.reset()
         wait = backoff.next()
-        log.warning("worker: the work loop ended on a Redis failure; resuming", extra={"retry_in": wait})
+        log.warning("worker: RQ's work loop ended (Redis failed); resuming", extra={"retry_in": wait})
         # RQ's signal handlers belong to the worker that quit; until the next one, a signal just stops.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())

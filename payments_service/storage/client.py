@@ -8,15 +8,17 @@ credentials and TLS in every case.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from redis import Redis
 from redis.connection import Connection, SSLConnection, parse_url
 
-from ..settings import Settings
 from .connections import FollowingConnection, FollowingSSLConnection, PrimaryPool
 from .primary import ClusterLocator, Located, Primary, SentinelLocator
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 # Connections per process. Hundreds of gevent requests share them: one that finds all busy
 # waits for one (the default pool would fail it instead) for at most the socket timeout.

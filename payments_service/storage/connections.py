@@ -55,6 +55,9 @@ class FollowingConnection(Connection):
     def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
         if self._sock:
             return
+        # Pools other than ours (RQ's scheduler builds its own) never ask at hand-out: ask here too,
+        # or a connection lost with a dead primary would reopen to it once it is back.
+        self.primary.look_if_due()
         # Generation first: if the primary moves meanwhile, this connection is only reopened once more.
         self.generation = self.primary.generation
         address = self.primary.address()

@@ -57,8 +57,8 @@ class Located(Protocol):
     mode: str
     poll_seconds: float | None  # ask again this often even without errors (None: only after errors)
 
-    def locate(self) -> tuple[Address, int]:
-        """The primary's address and its healthy replicas (0: unknown); ConnectionError if there is none."""
+    def locate(self) -> tuple[Address, int | None]:
+        """The primary's address and its healthy replicas (None: not known); ConnectionError if none."""
 
 
 class Primary:
@@ -141,7 +141,10 @@ class Primary:
                     raise
                 log.warning("redis primary: cannot locate it; keeping %s", self.describe())
                 return
-            self._replicas = replicas
+            if replicas is not None:
+                # A count that could not be read keeps the last one: a lower count would let a
+                # write be acknowledged by fewer replicas than Sentinel may promote from.
+                self._replicas = replicas
             if self._address is None:
                 self._address = address
             elif address != self._address:
@@ -181,7 +184,7 @@ class SentinelLocator:
             sentinel_kwargs={**_discovery_options(), **options},
         )
 
-    def locate(self) -> tuple[Address, int]:
+    def locate(self) -> tuple[Address, int | None]:
         newest: tuple[int, Address, Redis] | None = None
         errors = []
         for sentinel in self._sentinel.sentinels:
@@ -207,7 +210,7 @@ class SentinelLocator:
         try:
             replicas = sentinel.sentinel_slaves(self._service)
         except RedisError:
-            return address, 0
+            return address, None
         healthy = [
             r
             for r in replicas
@@ -228,7 +231,7 @@ class ClusterLocator:
         self._seeds = list(seeds)
         self._options = options
 
-    def locate(self) -> tuple[Address, int]:
+    def locate(self) -> tuple[Address, int | None]:
         errors = []
         for host, port in self._seeds:
             try:
