@@ -141,9 +141,13 @@ class Primary:
                     raise
                 log.warning("redis primary: cannot locate it; keeping %s", self.describe())
                 return
-            if replicas is not None:
+            if replicas is not None and replicas != self._replicas:
                 # A count that could not be read keeps the last one: a lower count would let a
                 # write be acknowledged by fewer replicas than Sentinel may promote from.
+                log.info(
+                    "redis primary: healthy replicas changed",
+                    extra={"primary": f"{address[0]}:{address[1]}", "from": self._replicas, "to": replicas},
+                )
                 self._replicas = replicas
             if self._address is None:
                 self._address = address
@@ -209,16 +213,20 @@ class SentinelLocator:
         _, address, sentinel = newest
         try:
             replicas = sentinel.sentinel_slaves(self._service)
-        except RedisError:
-            return address, None
-        healthy = [
+        except RedisError as exc:
+            # Without the replicas, the answer is incomplete: as if this Sentinel had not answered.
+            raise ConnectionError(f"Sentinel did not list the replicas: {type(exc).__name__}") from None
+        # Every replica Sentinel could promote: one not marked down, that follows this primary. One
+        # still copying the primary's data counts, and so does one Sentinel has just lost its link to
+        # (promoting a replica closes every client connection to it, Sentinels' links included);
+        # the old primary, listed as a replica before it has been told to follow, does not.
+        promotable = [
             r
             for r in replicas
-            if not (r["is_sdown"] or r["is_odown"] or r["is_disconnected"])
-            and r.get("master-link-status") == "ok"
+            if not (r["is_sdown"] or r["is_odown"])
             and (str(r.get("master-host")), int(r.get("master-port", 0))) == address
         ]
-        return address, len(healthy)
+        return address, len(promotable)
 
 
 class ClusterLocator:
